@@ -1,0 +1,326 @@
+"""``ackmail.toml``: read once with tomllib, validated, frozen.
+
+Every error names the file and the key, and says what to write instead.
+Secrets (``{ env = "NAME" }`` or ``{ file = "PATH" }``) are resolved at load so a
+missing one is found at start-up, and are held in ``Secret`` objects whose
+``repr`` never shows the value.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from ingest.config_reader import Secret, Section
+from ingest.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "ackmail.toml"
+DATABASE_URL_ENV = "ACKMAIL_DATABASE_URL"
+CONFIG_ENV = "ACKMAIL_CONFIG"
+
+PROTOCOLS = ("imap", "pop3", "maildir")
+SECURITY_MODES = ("ssl", "starttls", "none")
+AUTH_KINDS = ("basic", "oauth2-delegated", "oauth2-app")
+DEFAULT_PORTS = {("imap", "ssl"): 993, ("imap", "starttls"): 143, ("imap", "none"): 143,
+                 ("pop3", "ssl"): 995, ("pop3", "starttls"): 110, ("pop3", "none"): 110,
+                 ("smtp", "ssl"): 465, ("smtp", "starttls"): 587, ("smtp", "none"): 25}
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+__all__ = [
+    "Secret", "OAuthConfig", "MailboxConfig", "SmtpConfig", "SecurityConfig",
+    "RequestsConfig", "Settings", "load_settings", "config_path_from", "default_scopes",
+]
+
+
+@dataclass(frozen=True)
+class OAuthConfig:
+    """An app registration in Entra ID (or a test identity provider)."""
+
+    tenant_id: str
+    client_id: str
+    client_secret: Secret | None = None
+    client_certificate: Path | None = None
+    certificate_thumbprint: str | None = None
+    client_secret_expires: date | None = None
+    authority: str = "https://login.microsoftonline.com"
+    ca_file: Path | None = None
+    scopes: tuple[str, ...] = ()
+    refresh_margin_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class MailboxConfig:
+    """One watched mailbox; ``name`` is how commands and the database refer to it."""
+
+    name: str
+    protocol: str
+    host: str = ""
+    port: int = 0
+    security: str = "ssl"
+    ca_file: Path | None = None
+    username: str = ""
+    password: Secret | None = None
+    auth: str = "basic"
+    oauth: OAuthConfig | None = None
+    folder: str = "INBOX"
+    processed_folder: str | None = None
+    quarantine_folder: str | None = None
+    delete_after: bool = False
+    path: Path | None = None
+    poll_interval_seconds: int = 60
+    idle: bool = True
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """Where outgoing mail (requests, notifications) is submitted."""
+
+    host: str
+    port: int
+    security: str = "starttls"
+    auth: str = "none"
+    username: str = ""
+    password: Secret | None = None
+    oauth: OAuthConfig | None = None
+    from_address: str = ""
+    ca_file: Path | None = None
+    backup: SmtpConfig | None = None
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    """Keys and the trust placed in upstream mail authentication."""
+
+    token_secret: Secret | None = None
+    cache_key: Secret | None = None
+    trusted_authserv_id: str | None = None
+    require_dmarc_pass: bool = False
+
+
+@dataclass(frozen=True)
+class RequestsConfig:
+    """How outgoing requests are addressed so replies can be matched to them."""
+
+    reply_address: str | None = None
+    plus_addressing: bool = False
+    message_id_domain: str = "ackmail.invalid"
+    default_expires: str = "3d"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration, loaded once and never mutated."""
+
+    path: Path
+    database_url: str
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    requests: RequestsConfig = field(default_factory=RequestsConfig)
+    mailboxes: tuple[MailboxConfig, ...] = ()
+    smtp: SmtpConfig | None = None
+    rules_file: Path | None = None
+    intents_file: Path | None = None
+
+    def mailbox(self, name: str) -> MailboxConfig:
+        """The mailbox called ``name``, or a ConfigError listing the known ones."""
+        for box in self.mailboxes:
+            if box.name == name:
+                return box
+        known = ", ".join(b.name for b in self.mailboxes) or "none"
+        raise ConfigError(f"{self.path}: no [[mailbox]] is named '{name}' (configured: {known})")
+
+
+def config_path_from(arg: str | None) -> Path:
+    """The config path a command uses: ``--config``, else $ACKMAIL_CONFIG, else ./ackmail.toml."""
+    return Path(arg or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_NAME)
+
+
+def load_settings(path: Path, *, require_file: bool = True) -> Settings:
+    """Read and validate ``path``.
+
+    Without a file (and ``require_file=False``) the embedded default applies:
+    SQLite next to where the file would be. ``ACKMAIL_DATABASE_URL`` overrides
+    ``[database] url`` either way.
+    """
+    data = _read_toml(path, require_file)
+    root = Section(data, "", path)
+    settings = Settings(
+        path=path,
+        database_url=_database_url(root.section("database"), path),
+        security=_security(root.section("security")),
+        requests=_requests(root.section("requests")),
+        mailboxes=_mailboxes(root),
+        smtp=_smtp(root.section("smtp"), required=False),
+        rules_file=_single_path(root.section("rules"), "file"),
+        intents_file=_single_path(root.section("intents"), "file"),
+    )
+    root.finish()
+    return settings
+
+
+def _single_path(section: Section, key: str) -> Path | None:
+    value: Path | None = section.file_path(key, default=None)
+    section.finish()
+    return value
+
+
+def _read_toml(path: Path, require_file: bool) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        if require_file:
+            raise ConfigError(
+                f"{path}: no such configuration file; run 'ackmail init' to write one, "
+                "or pass --config PATH"
+            ) from None
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at that place") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror}); check the path and permissions") from None
+
+
+def _database_url(section: Section, path: Path) -> str:
+    url = section.text("url", default="sqlite:///ackmail.db")
+    section.finish()
+    url = os.environ.get(DATABASE_URL_ENV) or url
+    return _anchor_sqlite_path(url, path.parent)
+
+
+def _anchor_sqlite_path(url: str, base: Path) -> str:
+    """A relative SQLite path is relative to the config file, not to the cwd."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url == "sqlite://" or url.startswith("sqlite:////"):
+        return url
+    relative = url[len(prefix):]
+    if not relative or relative.startswith(":memory:"):
+        return url
+    return prefix + str((base / relative).absolute())
+
+
+def _security(section: Section) -> SecurityConfig:
+    result = SecurityConfig(
+        token_secret=section.secret("token_secret"),
+        cache_key=section.secret("cache_key"),
+        trusted_authserv_id=section.text("trusted_authserv_id", default=None),
+        require_dmarc_pass=section.flag("require_dmarc_pass", default=False),
+    )
+    section.finish()
+    return result
+
+
+def _requests(section: Section) -> RequestsConfig:
+    result = RequestsConfig(
+        reply_address=section.email("reply_address", default=None),
+        plus_addressing=section.flag("plus_addressing", default=False),
+        message_id_domain=section.text("message_id_domain", default="ackmail.invalid"),
+        default_expires=section.duration("default_expires", default="3d"),
+    )
+    section.finish()
+    if result.plus_addressing and not result.reply_address:
+        section.fail("plus_addressing", "needs reply_address (the mailbox replies go to)")
+    return result
+
+
+def _mailboxes(root: Section) -> tuple[MailboxConfig, ...]:
+    boxes = tuple(_mailbox(s) for s in root.array("mailbox"))
+    seen: set[str] = set()
+    for box in boxes:
+        if box.name in seen:
+            raise ConfigError(f"{root.path}: two [[mailbox]] entries are named '{box.name}'; names must be unique")
+        seen.add(box.name)
+    return boxes
+
+
+def _mailbox(section: Section) -> MailboxConfig:
+    name = section.text("name")
+    section.rename(f"[[mailbox]] '{name}'")
+    protocol = section.choice("protocol", PROTOCOLS)
+    if protocol == "maildir":
+        box = MailboxConfig(name=name, protocol=protocol, path=section.file_path("path"),
+                            processed_folder=section.text("processed_folder", default=None))
+        section.finish()
+        return box
+    security = section.choice("security", SECURITY_MODES, default="ssl")
+    host = section.text("host")
+    if security == "none" and host not in LOOPBACK_HOSTS:
+        section.fail("security", "'none' sends credentials in clear text; it is allowed only for a loopback host")
+    auth = section.choice("auth", AUTH_KINDS, default="basic")
+    box = MailboxConfig(
+        name=name, protocol=protocol, host=host,
+        port=section.integer("port", default=DEFAULT_PORTS[(protocol, security)], low=1, high=65535),
+        security=security, ca_file=section.file_path("ca_file", default=None),
+        username=section.text("username"), auth=auth,
+        password=section.secret("password", required=auth == "basic"),
+        oauth=_oauth(section, auth, protocol),
+        folder=section.text("folder", default="INBOX"),
+        processed_folder=section.text("processed_folder", default=None),
+        quarantine_folder=section.text("quarantine_folder", default=None),
+        delete_after=section.flag("delete_after", default=False),
+        poll_interval_seconds=section.integer("poll_interval", default=60, low=1, high=86400),
+        idle=section.flag("idle", default=True),
+    )
+    section.finish()
+    return box
+
+
+def _oauth(parent: Section, auth: str, protocol: str) -> OAuthConfig | None:
+    if not auth.startswith("oauth2"):
+        if parent.has("oauth"):
+            parent.fail("oauth", f"is only used with auth = 'oauth2-app' or 'oauth2-delegated', not '{auth}'")
+        return None
+    section = parent.section("oauth", required=True)
+    app_only = auth == "oauth2-app"
+    result = OAuthConfig(
+        tenant_id=section.text("tenant_id"),
+        client_id=section.text("client_id"),
+        client_secret=section.secret("client_secret"),
+        client_certificate=section.file_path("client_certificate", default=None),
+        certificate_thumbprint=section.text("certificate_thumbprint", default=None),
+        client_secret_expires=section.calendar_date("client_secret_expires", default=None),
+        authority=section.https_url("authority", default="https://login.microsoftonline.com"),
+        ca_file=section.file_path("ca_file", default=None),
+        scopes=tuple(section.str_list("scopes", default=default_scopes(protocol, app_only))),
+        refresh_margin_seconds=section.integer("refresh_margin_seconds", default=60, low=0, high=3600),
+    )
+    section.finish()
+    if app_only and result.client_secret is None and result.client_certificate is None:
+        section.fail("client_secret", "oauth2-app needs a client_secret or a client_certificate")
+    if result.client_certificate is not None and not result.certificate_thumbprint:
+        section.fail("certificate_thumbprint", "is required with client_certificate")
+    return result
+
+
+def default_scopes(protocol: str, app_only: bool) -> list[str]:
+    """The Exchange Online scopes for a protocol and auth kind (see SPEC.md)."""
+    if app_only:
+        return ["https://outlook.office365.com/.default"]
+    service = {"imap": "IMAP.AccessAsUser.All", "pop3": "POP.AccessAsUser.All",
+               "smtp": "SMTP.Send"}[protocol]
+    return [f"https://outlook.office.com/{service}", "offline_access"]
+
+
+def _smtp(section: Section, *, required: bool) -> SmtpConfig | None:
+    if section.empty and not required:
+        return None
+    security = section.choice("security", SECURITY_MODES, default="starttls")
+    auth = section.choice("auth", ("none", *AUTH_KINDS), default="none")
+    backup_section = section.section("backup")
+    result = SmtpConfig(
+        host=section.text("host"),
+        port=section.integer("port", default=DEFAULT_PORTS[("smtp", security)], low=1, high=65535),
+        security=security, auth=auth,
+        username=section.text("username", default=""),
+        password=section.secret("password", required=auth == "basic"),
+        oauth=_oauth(section, auth, "smtp"),
+        from_address=section.email("from_address", default=""),
+        ca_file=section.file_path("ca_file", default=None),
+        backup=_smtp(backup_section, required=False),
+    )
+    section.finish()
+    return result
+

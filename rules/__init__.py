@@ -1,0 +1,1 @@
+"""ackmail rules: stored decision -> outcome (rules engine, actions, dispatch outbox)."""

@@ -1,0 +1,4 @@
+"""Shared fixtures. Fixtures that start real servers live in tests/servers/ and are
+registered here as plugins, so every test module gets the same ones."""
+
+pytest_plugins: list[str] = []
