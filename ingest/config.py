@@ -25,15 +25,18 @@ CONFIG_ENV = "ACKMAIL_CONFIG"
 PROTOCOLS = ("imap", "pop3", "maildir")
 SECURITY_MODES = ("ssl", "starttls", "none")
 AUTH_KINDS = ("basic", "oauth2-delegated", "oauth2-app")
-DEFAULT_PORTS = {("imap", "ssl"): 993, ("imap", "starttls"): 143, ("imap", "none"): 143,
-                 ("pop3", "ssl"): 995, ("pop3", "starttls"): 110, ("pop3", "none"): 110,
-                 ("smtp", "ssl"): 465, ("smtp", "starttls"): 587, ("smtp", "none"): 25}
+DEFAULT_PORTS = {
+    ("imap", "ssl"): 993,
+    ("imap", "starttls"): 143,
+    ("imap", "none"): 143,
+    ("pop3", "ssl"): 995,
+    ("pop3", "starttls"): 110,
+    ("pop3", "none"): 110,
+    ("smtp", "ssl"): 465,
+    ("smtp", "starttls"): 587,
+    ("smtp", "none"): 25,
+}
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
-
-__all__ = [
-    "Secret", "OAuthConfig", "MailboxConfig", "SmtpConfig", "SecurityConfig",
-    "RequestsConfig", "Settings", "load_settings", "config_path_from", "default_scopes",
-]
 
 
 @dataclass(frozen=True)
@@ -181,7 +184,9 @@ def _read_toml(path: Path, require_file: bool) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at that place") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc.strerror}); check the path and permissions") from None
+        raise ConfigError(
+            f"{path}: cannot be read ({exc.strerror}); check the path and permissions"
+        ) from None
 
 
 def _database_url(section: Section, path: Path) -> str:
@@ -196,7 +201,7 @@ def _anchor_sqlite_path(url: str, base: Path) -> str:
     prefix = "sqlite:///"
     if not url.startswith(prefix) or url == "sqlite://" or url.startswith("sqlite:////"):
         return url
-    relative = url[len(prefix):]
+    relative = url[len(prefix) :]
     if not relative or relative.startswith(":memory:"):
         return url
     return prefix + str((base / relative).absolute())
@@ -231,7 +236,9 @@ def _mailboxes(root: Section) -> tuple[MailboxConfig, ...]:
     seen: set[str] = set()
     for box in boxes:
         if box.name in seen:
-            raise ConfigError(f"{root.path}: two [[mailbox]] entries are named '{box.name}'; names must be unique")
+            raise ConfigError(
+                f"{root.path}: two [[mailbox]] entries are named '{box.name}'; names must be unique"
+            )
         seen.add(box.name)
     return boxes
 
@@ -241,20 +248,33 @@ def _mailbox(section: Section) -> MailboxConfig:
     section.rename(f"[[mailbox]] '{name}'")
     protocol = section.choice("protocol", PROTOCOLS)
     if protocol == "maildir":
-        box = MailboxConfig(name=name, protocol=protocol, path=section.file_path("path"),
-                            processed_folder=section.text("processed_folder", default=None))
+        box = MailboxConfig(
+            name=name,
+            protocol=protocol,
+            path=section.file_path("path"),
+            processed_folder=section.text("processed_folder", default=None),
+        )
         section.finish()
         return box
     security = section.choice("security", SECURITY_MODES, default="ssl")
     host = section.text("host")
     if security == "none" and host not in LOOPBACK_HOSTS:
-        section.fail("security", "'none' sends credentials in clear text; it is allowed only for a loopback host")
+        section.fail(
+            "security",
+            "'none' sends credentials in clear text; it is allowed only for a loopback host",
+        )
     auth = section.choice("auth", AUTH_KINDS, default="basic")
     box = MailboxConfig(
-        name=name, protocol=protocol, host=host,
-        port=section.integer("port", default=DEFAULT_PORTS[(protocol, security)], low=1, high=65535),
-        security=security, ca_file=section.file_path("ca_file", default=None),
-        username=section.text("username"), auth=auth,
+        name=name,
+        protocol=protocol,
+        host=host,
+        port=section.integer(
+            "port", default=DEFAULT_PORTS[(protocol, security)], low=1, high=65535
+        ),
+        security=security,
+        ca_file=section.file_path("ca_file", default=None),
+        username=section.text("username"),
+        auth=auth,
         password=section.secret("password", required=auth == "basic"),
         oauth=_oauth(section, auth, protocol),
         folder=section.text("folder", default="INBOX"),
@@ -271,7 +291,10 @@ def _mailbox(section: Section) -> MailboxConfig:
 def _oauth(parent: Section, auth: str, protocol: str) -> OAuthConfig | None:
     if not auth.startswith("oauth2"):
         if parent.has("oauth"):
-            parent.fail("oauth", f"is only used with auth = 'oauth2-app' or 'oauth2-delegated', not '{auth}'")
+            parent.fail(
+                "oauth",
+                f"is only used with auth = 'oauth2-app' or 'oauth2-delegated', not '{auth}'",
+            )
         return None
     section = parent.section("oauth", required=True)
     app_only = auth == "oauth2-app"
@@ -285,7 +308,9 @@ def _oauth(parent: Section, auth: str, protocol: str) -> OAuthConfig | None:
         authority=section.https_url("authority", default="https://login.microsoftonline.com"),
         ca_file=section.file_path("ca_file", default=None),
         scopes=tuple(section.str_list("scopes", default=default_scopes(protocol, app_only))),
-        refresh_margin_seconds=section.integer("refresh_margin_seconds", default=60, low=0, high=3600),
+        refresh_margin_seconds=section.integer(
+            "refresh_margin_seconds", default=60, low=0, high=3600
+        ),
     )
     section.finish()
     if app_only and result.client_secret is None and result.client_certificate is None:
@@ -299,8 +324,11 @@ def default_scopes(protocol: str, app_only: bool) -> list[str]:
     """The Exchange Online scopes for a protocol and auth kind (see SPEC.md)."""
     if app_only:
         return ["https://outlook.office365.com/.default"]
-    service = {"imap": "IMAP.AccessAsUser.All", "pop3": "POP.AccessAsUser.All",
-               "smtp": "SMTP.Send"}[protocol]
+    service = {
+        "imap": "IMAP.AccessAsUser.All",
+        "pop3": "POP.AccessAsUser.All",
+        "smtp": "SMTP.Send",
+    }[protocol]
     return [f"https://outlook.office.com/{service}", "offline_access"]
 
 
@@ -313,7 +341,8 @@ def _smtp(section: Section, *, required: bool) -> SmtpConfig | None:
     result = SmtpConfig(
         host=section.text("host"),
         port=section.integer("port", default=DEFAULT_PORTS[("smtp", security)], low=1, high=65535),
-        security=security, auth=auth,
+        security=security,
+        auth=auth,
         username=section.text("username", default=""),
         password=section.secret("password", required=auth == "basic"),
         oauth=_oauth(section, auth, "smtp"),
@@ -323,4 +352,3 @@ def _smtp(section: Section, *, required: bool) -> SmtpConfig | None:
     )
     section.finish()
     return result
-

@@ -50,7 +50,9 @@ class Section:
 
     def __init__(self, data: Any, where: str, path: Path) -> None:
         if not isinstance(data, dict):
-            raise ConfigError(f"{path}: {where or 'the top level'} must be a table, not {type(data).__name__}")
+            raise ConfigError(
+                f"{path}: {where or 'the top level'} must be a table, not {type(data).__name__}"
+            )
         self.data: dict[str, Any] = data
         self.where = where
         self.path = path
@@ -182,8 +184,11 @@ class Section:
     def _secret_from_env(self, key: str, name: str) -> Secret:
         clear = os.environ.get(name)
         if not clear:
-            self.fail(key, f"reads environment variable {name}, which is not set; export it "
-                           "or point the key at a file with { file = \"PATH\" }")
+            self.fail(
+                key,
+                f"reads environment variable {name}, which is not set; export it "
+                'or point the key at a file with { file = "PATH" }',
+            )
         return Secret(str(clear), f"env {name}")
 
     def _secret_from_file(self, key: str, name: str) -> Secret:
@@ -191,7 +196,10 @@ class Section:
         try:
             clear = file.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            self.fail(key, f"reads {file}, which cannot be read ({exc.strerror}); create it or fix the path")
+            self.fail(
+                key,
+                f"reads {file}, which cannot be read ({exc.strerror}); create it or fix the path",
+            )
         if not clear:
             self.fail(key, f"reads {file}, which is empty; put the secret in it")
         return Secret(clear, f"file {file}")

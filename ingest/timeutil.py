@@ -21,7 +21,9 @@ def parse_duration(text: str) -> timedelta:
     """
     match = _DURATION.match(text)
     if not match:
-        raise ValueError(f"'{text}' is not a duration; write a number and a unit, e.g. 30m, 24h, 3d")
+        raise ValueError(
+            f"'{text}' is not a duration; write a number and a unit, e.g. 30m, 24h, 3d"
+        )
     number, unit = match.groups()
     return timedelta(seconds=float(number) * _UNIT_SECONDS[unit.lower()])
 

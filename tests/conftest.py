@@ -1,4 +1,6 @@
 """Shared fixtures. Fixtures that start real servers live in tests/servers/ and are
 registered here as plugins, so every test module gets the same ones."""
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = [
+    "tests.servers.postgres_fixtures",
+]

@@ -1,0 +1,58 @@
+"""The ``ackmail`` command: parses arguments, runs one command, turns errors into one sentence.
+
+This is the only place that composes ``ingest`` and ``rules``. Exit status: 0 on
+success, 1 on a failure the message explains, 2 on bad usage (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from ingest import __version__
+from ingest.cli.commands import COMMANDS
+from ingest.cli.context import CommandContext
+from ingest.errors import AckmailError
+
+log = logging.getLogger("ackmail")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with one sub-command per registered command module."""
+    parser = argparse.ArgumentParser(
+        prog="ackmail",
+        description="Turn email replies (APPROVE, ack) into recorded decisions.",
+    )
+    parser.add_argument("--version", action="version", version=f"ackmail {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="configuration file (default: $ACKMAIL_CONFIG, else ./ackmail.toml)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for register in COMMANDS:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    context = CommandContext(args)
+    try:
+        return int(args.handler(context) or 0)
+    except AckmailError as exc:
+        print(f"ackmail: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ackmail: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        context.close()

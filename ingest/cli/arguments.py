@@ -1,0 +1,52 @@
+"""Argument types and option groups shared by several commands."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+
+from ingest.cli.output import FORMATS
+from ingest.store.queries import Page
+from ingest.timeutil import as_utc, parse_duration, utcnow
+
+
+def since(text: str) -> datetime:
+    """``--since``: a duration back from now (``24h``, ``7d``) or an ISO date/time.
+
+    A date/time without a zone is taken as UTC.
+    """
+    try:
+        return utcnow() - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        return as_utc(datetime.fromisoformat(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is neither a duration (24h, 7d) nor a date (2026-11-01 or 2026-11-01T08:00)"
+        ) from None
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    return value
+
+
+def add_listing_options(parser: argparse.ArgumentParser) -> None:
+    """``--format``, ``--limit``, ``--offset`` for every list command."""
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
+    parser.add_argument(
+        "--limit", type=positive_int, default=100, help="rows per page (default 100)"
+    )
+    parser.add_argument("--offset", type=int, default=0, help="rows to skip (paging)")
+
+
+def page_of(args: argparse.Namespace) -> Page:
+    """The paging options as a Page."""
+    return Page(limit=args.limit, offset=max(0, args.offset))

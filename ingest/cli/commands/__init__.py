@@ -1,0 +1,18 @@
+"""Every sub-command, registered in one place; each module adds its own parsers."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from ingest.cli.commands import db, init, listing, stats
+
+Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+# Order here is the order `ackmail --help` lists them.
+COMMANDS: tuple[Register, ...] = (
+    init.register,
+    db.register,
+    listing.register,
+    stats.register,
+)

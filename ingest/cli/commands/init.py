@@ -1,0 +1,62 @@
+"""``ackmail init``: a commented example configuration, generated keys, an upgraded database."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+from importlib import resources
+from pathlib import Path
+
+from ingest.cli.context import CommandContext
+from ingest.errors import UserError
+from ingest.store import migrate
+from ingest.store.db import safe_url
+
+KEY_NAMES = ("token_secret", "cache_key")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "init", help="write an example ackmail.toml (if none) and upgrade the database"
+    )
+    parser.set_defaults(handler=run_init)
+
+
+def run_init(ctx: CommandContext) -> int:
+    path = ctx.config_path
+    if path.exists():
+        print(f"{path}: exists, left as it is")
+    else:
+        _write_example(path)
+        print(f"{path}: written (an example: edit it to add mailboxes)")
+    migrate.upgrade(ctx.engine)
+    print(
+        f"{safe_url(ctx.settings.database_url)}: at revision {migrate.current_revision(ctx.engine)}"
+    )
+    print("next: 'ackmail requests list', or 'ackmail demo' to see the whole pipeline")
+    return 0
+
+
+def _write_example(path: Path) -> None:
+    template = resources.files("ingest.cli").joinpath("templates/ackmail.toml").read_text("utf-8")
+    key_dir = path.parent / ".ackmail"
+    try:
+        key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for name in KEY_NAMES:
+            _write_key(key_dir / name)
+        path.write_text(template, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(
+            f"cannot write {exc.filename}: {exc.strerror}; choose a writable place "
+            "with --config PATH"
+        ) from None
+
+
+def _write_key(path: Path) -> None:
+    """A fresh random key, readable by the owner only; an existing key is never replaced."""
+    if path.exists():
+        return
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(secrets.token_urlsafe(32) + "\n")

@@ -1,0 +1,46 @@
+"""What every command needs, loaded on first use: the settings and the database."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from functools import cached_property
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from ingest.config import CONFIG_ENV, Settings, config_path_from, load_settings
+from ingest.store.db import make_engine
+from ingest.store.migrate import require_current
+
+
+class CommandContext:
+    """Lazily loaded settings and engine for one command invocation."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+
+    @property
+    def config_path(self) -> Path:
+        return config_path_from(self.args.config)
+
+    @cached_property
+    def settings(self) -> Settings:
+        """The validated configuration; a missing file means the embedded default (SQLite)."""
+        explicit = self.args.config is not None or CONFIG_ENV in os.environ
+        return load_settings(self.config_path, require_file=explicit)
+
+    @cached_property
+    def engine(self) -> Engine:
+        """An engine on the configured database, whatever its schema revision."""
+        return make_engine(self.settings.database_url)
+
+    def close(self) -> None:
+        """Release database connections (an engine is only made if a command used one)."""
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+    def store(self) -> Engine:
+        """The engine, after checking the schema is the one this code expects."""
+        require_current(self.engine)
+        return self.engine

@@ -1,0 +1,88 @@
+"""Engines, sessions and transactions: the one place the rest of the code gets a database from.
+
+The caller owns the transaction (``with transaction(engine) as session:``), so a
+message, its response, its events and its outcomes commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.orm import Session
+
+from ingest.errors import ConfigError, StoreError
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password masked, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def make_engine(url: str, **options: Any) -> Engine:
+    """An engine for ``url`` with ackmail's per-dialect settings.
+
+    SQLite gets foreign keys (off by default there), WAL so readers do not block
+    the poller, and a busy timeout instead of instant "database is locked".
+    """
+    try:
+        engine = create_engine(url, **options)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise ConfigError(
+            f"database URL {safe_url(url)} is not usable ({exc}); write e.g. sqlite:///ackmail.db "
+            "or postgresql+psycopg://user@host/db in [database] url or ACKMAIL_DATABASE_URL"
+        ) from None
+    except ImportError as exc:
+        raise ConfigError(
+            f"database URL {safe_url(url)} needs a driver that is not installed ({exc}); "
+            "install ackmail[postgres] for PostgreSQL"
+        ) from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def ping(engine: Engine) -> None:
+    """Open one connection, or raise StoreError saying which database could not be reached."""
+    try:
+        with engine.connect():
+            pass
+    except DBAPIError as exc:
+        raise StoreError(
+            f"cannot connect to the database {engine.url.render_as_string(hide_password=True)}: "
+            f"{_first_line(exc.orig)}; check [database] url / ACKMAIL_DATABASE_URL "
+            "and that the server is up"
+        ) from None
+
+
+def _first_line(error: BaseException | None) -> str:
+    text = str(error or "unknown error").strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """A session inside one transaction: committed on success, rolled back on any error."""
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        yield session
+
+
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    """A session for queries; nothing it does is committed."""
+    with Session(engine) as session:
+        yield session

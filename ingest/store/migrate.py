@@ -1,0 +1,105 @@
+"""Alembic from inside ackmail: upgrade, downgrade, and the revision check every command makes.
+
+The same ``migrations/`` folder serves ``ackmail db upgrade`` and plain
+``alembic upgrade head``; both end in ``migrations/env.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+
+from ingest.errors import StoreError
+from ingest.store.db import ping
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+
+
+def alembic_config(engine: Engine) -> Config:
+    """An Alembic config that runs on ``engine`` (env.py takes it from the attributes)."""
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["engine"] = engine
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision this code knows."""
+    head = ScriptDirectory.from_config(_script_config()).get_current_head()
+    if head is None:
+        raise StoreError(f"no migrations found in {MIGRATIONS_DIR}; the installation is incomplete")
+    return head
+
+
+def _script_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def sqlite_file_missing(engine: Engine) -> bool:
+    """True for a SQLite URL whose file does not exist (connecting would create it)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return False
+    return not Path(database).exists()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or None when it was never upgraded (or does not exist)."""
+    if sqlite_file_missing(engine):
+        return None
+    ping(engine)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except DBAPIError as exc:
+        raise StoreError(f"cannot read the schema revision: {exc.orig}") from None
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (default: the newest)."""
+    ping(engine)
+    command.upgrade(alembic_config(engine), revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the schema back to ``revision`` (``base`` removes everything)."""
+    ping(engine)
+    command.downgrade(alembic_config(engine), revision)
+
+
+def require_current(engine: Engine) -> None:
+    """Refuse to work on a database whose schema is not the one this code was written for."""
+    current = current_revision(engine)
+    head = head_revision()
+    if current == head:
+        return
+    if current is None and sqlite_file_missing(engine):
+        raise StoreError(
+            f"the database file {engine.url.database} does not exist; run 'ackmail init' "
+            "(or 'ackmail db upgrade') to create it, or check [database] url"
+        )
+    if current is None:
+        raise StoreError(
+            "the database has no ackmail tables yet; run 'ackmail db upgrade' (or 'ackmail init')"
+        )
+    known = {
+        script.revision for script in ScriptDirectory.from_config(_script_config()).walk_revisions()
+    }
+    if current not in known:
+        raise StoreError(
+            f"the database is at revision {current}, which this ackmail does not know "
+            f"(it knows up to {head}): a newer ackmail migrated it; upgrade ackmail to match"
+        )
+    raise StoreError(
+        f"the database is at revision {current} but this ackmail needs {head}; "
+        "run 'ackmail db upgrade'"
+    )

@@ -1,0 +1,204 @@
+"""ackmail.toml: validation names the key and the file; secrets stay hidden."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from ingest.config import load_settings
+from ingest.errors import ConfigError
+
+FULL = """
+[database]
+url = "sqlite:///data/ackmail.db"
+
+[security]
+token_secret = { env = "TEST_TOKEN_SECRET" }
+cache_key = { file = "keys/cache" }
+trusted_authserv_id = "mx.contoso.test"
+require_dmarc_pass = true
+
+[requests]
+reply_address = "approvals@contoso.test"
+plus_addressing = true
+default_expires = "2d"
+
+[[mailbox]]
+name = "approvals"
+protocol = "imap"
+host = "outlook.office365.com"
+username = "approvals@contoso.test"
+processed_folder = "ackmail/processed"
+auth = "oauth2-app"
+
+[mailbox.oauth]
+tenant_id = "contoso"
+client_id = "app-1"
+client_secret = { env = "TEST_CLIENT_SECRET" }
+client_secret_expires = 2028-06-30
+
+[[mailbox]]
+name = "alerts"
+protocol = "pop3"
+host = "127.0.0.1"
+security = "none"
+username = "bob"
+password = { env = "TEST_POP_PASSWORD" }
+delete_after = true
+
+[[mailbox]]
+name = "local"
+protocol = "maildir"
+path = "mail/local"
+
+[smtp]
+host = "smtp.office365.com"
+auth = "oauth2-delegated"
+username = "approvals@contoso.test"
+from_address = "approvals@contoso.test"
+
+[smtp.oauth]
+tenant_id = "contoso"
+client_id = "app-2"
+"""
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "ackmail.toml"
+    path.write_text(textwrap.dedent(body), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def secrets_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TEST_TOKEN_SECRET", "token-secret-value")
+    monkeypatch.setenv("TEST_CLIENT_SECRET", "client-secret-value")
+    monkeypatch.setenv("TEST_POP_PASSWORD", "pop-password-value")
+    monkeypatch.delenv("ACKMAIL_DATABASE_URL", raising=False)
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "cache").write_text("cache-key-value\n")
+
+
+def test_a_full_configuration_loads(tmp_path: Path, secrets_env: None) -> None:
+    settings = load_settings(write(tmp_path, FULL))
+    assert settings.database_url == f"sqlite:///{tmp_path / 'data' / 'ackmail.db'}"
+    assert settings.security.token_secret is not None
+    assert settings.security.token_secret.reveal() == "token-secret-value"
+    assert settings.security.cache_key is not None
+    assert settings.security.cache_key.reveal() == "cache-key-value"
+    approvals = settings.mailbox("approvals")
+    assert (approvals.port, approvals.security, approvals.auth) == (993, "ssl", "oauth2-app")
+    assert approvals.oauth is not None
+    assert approvals.oauth.scopes == ("https://outlook.office365.com/.default",)
+    assert approvals.oauth.client_secret_expires == date(2028, 6, 30)
+    assert settings.mailbox("alerts").port == 110
+    assert settings.mailbox("local").path == tmp_path / "mail" / "local"
+    assert settings.smtp is not None and settings.smtp.port == 587
+    assert settings.smtp.oauth is not None
+    assert settings.smtp.oauth.scopes == ("https://outlook.office.com/SMTP.Send", "offline_access")
+
+
+def test_secrets_never_show_in_repr(tmp_path: Path, secrets_env: None) -> None:
+    settings = load_settings(write(tmp_path, FULL))
+    text = repr(settings) + str(settings.security.token_secret)
+    for value in (
+        "token-secret-value",
+        "client-secret-value",
+        "pop-password-value",
+        "cache-key-value",
+    ):
+        assert value not in text
+    assert "env TEST_CLIENT_SECRET" in text
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            "[database]\nurl = 'sqlite:///x.db'\nhots = 1\n",
+            r"\[database\] key 'hots' is not a known setting; remove it",
+        ),
+        (
+            "[[mailbox]]\nname = 'a'\nprotocol = 'imap'\nhots = 'x'\nhost = 'h'\nusername = 'u'\n"
+            "password = 'p'\n",
+            r"\[\[mailbox\]\] 'a' key 'hots' is not a known setting \(did you mean 'host'\?\)",
+        ),
+        (
+            "[[mailbox]]\nname = 'a'\nprotocol = 'smtp'\n",
+            r"key 'protocol' must be one of imap, pop3, maildir, not 'smtp'",
+        ),
+        (
+            "[[mailbox]]\nname = 'a'\nprotocol = 'imap'\nhost = 'mail.example.com'\n"
+            "security = 'none'\n",
+            r"'none' sends credentials in clear text",
+        ),
+        (
+            "[[mailbox]]\nname = 'a'\nprotocol = 'imap'\nhost = 'h'\nusername = 'u'\nport = 99999\n"
+            "password = 'p'\n",
+            r"key 'port' must be between 1 and 65535",
+        ),
+        (
+            "[[mailbox]]\nname = 'a'\nprotocol = 'imap'\nhost = 'h'\nusername = 'u'\n"
+            "auth = 'oauth2-app'\n"
+            "[mailbox.oauth]\ntenant_id = 't'\nclient_id = 'c'\n",
+            r"oauth2-app needs a client_secret or a client_certificate",
+        ),
+        ("[requests]\nplus_addressing = true\n", r"plus_addressing' needs reply_address"),
+        ("[requests]\ndefault_expires = 'soon'\n", r"'soon' is not a duration"),
+        (
+            "[[mailbox]]\nname = 'a'\nprotocol = 'maildir'\npath = 'm'\n"
+            "[[mailbox]]\nname = 'a'\nprotocol = 'maildir'\npath = 'n'\n",
+            r"two \[\[mailbox\]\] entries are named 'a'",
+        ),
+        (
+            "[security]\ntoken_secret = { env = 'ACKMAIL_SURELY_UNSET_VAR' }\n",
+            r"\[security\] key 'token_secret' reads environment variable ACKMAIL_SURELY_UNSET_VAR, "
+            r"which is not set",
+        ),
+        ("[security]\ntoken_secret = { file = 'missing/secret' }\n", r"cannot be read"),
+        ("[security]\ntoken_secret = { vault = 'x' }\n", r"must be \{ env = \"NAME\" \} or"),
+        ("database = 5\n", r"\[database\] must be a table"),
+    ],
+)
+def test_invalid_configuration_names_file_and_key(tmp_path: Path, body: str, expected: str) -> None:
+    path = write(tmp_path, body)
+    with pytest.raises(ConfigError, match=expected) as caught:
+        load_settings(path)
+    assert str(caught.value).startswith(str(path))
+    assert "\n" not in str(caught.value)
+
+
+def test_malformed_toml_says_where(tmp_path: Path) -> None:
+    path = write(tmp_path, "[database\nurl = 1\n")
+    with pytest.raises(ConfigError, match=r"not valid TOML \(.*line 1"):
+        load_settings(path)
+
+
+def test_missing_file_is_an_error_only_when_required(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ACKMAIL_DATABASE_URL", raising=False)
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError, match="run 'ackmail init'"):
+        load_settings(missing)
+    assert (
+        load_settings(missing, require_file=False).database_url
+        == f"sqlite:///{tmp_path}/ackmail.db"
+    )
+
+
+def test_database_url_environment_overrides_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACKMAIL_DATABASE_URL", "postgresql+psycopg://ops@db.example.test/acks")
+    settings = load_settings(write(tmp_path, "[database]\nurl = 'sqlite:///x.db'\n"))
+    assert settings.database_url == "postgresql+psycopg://ops@db.example.test/acks"
+
+
+def test_unknown_mailbox_lists_the_known_ones(tmp_path: Path, secrets_env: None) -> None:
+    settings = load_settings(write(tmp_path, FULL))
+    with pytest.raises(ConfigError, match="configured: approvals, alerts, local"):
+        settings.mailbox("aproovals")
