@@ -126,6 +126,8 @@ class Settings:
     smtp: SmtpConfig | None = None
     rules_file: Path | None = None
     intents_file: Path | None = None
+    state_dir: Path = Path(".ackmail")
+    keep_raw: str = "30d"
 
     def mailbox(self, name: str) -> MailboxConfig:
         """The mailbox called ``name``, or a ConfigError listing the known ones."""
@@ -159,6 +161,7 @@ def load_settings(path: Path, *, require_file: bool = True) -> Settings:
         smtp=_smtp(root.section("smtp"), required=False),
         rules_file=_single_path(root.section("rules"), "file"),
         intents_file=_single_path(root.section("intents"), "file"),
+        **_service(root.section("service"), path),
     )
     root.finish()
     return settings
@@ -168,6 +171,17 @@ def _single_path(section: Section, key: str) -> Path | None:
     value: Path | None = section.file_path(key, default=None)
     section.finish()
     return value
+
+
+def _service(section: Section, path: Path) -> dict[str, Any]:
+    """Where state lives, and how long raw messages are kept for reprocessing."""
+    values = {
+        "state_dir": section.file_path("state_dir", default=None)
+        or (path.parent / ".ackmail").absolute(),
+        "keep_raw": section.duration("keep_raw", default="30d"),
+    }
+    section.finish()
+    return values
 
 
 def _read_toml(path: Path, require_file: bool) -> dict[str, Any]:
@@ -228,6 +242,13 @@ def _requests(section: Section) -> RequestsConfig:
     section.finish()
     if result.plus_addressing and not result.reply_address:
         section.fail("plus_addressing", "needs reply_address (the mailbox replies go to)")
+    local_part = (result.reply_address or "").partition("@")[0]
+    if result.plus_addressing and len(local_part) + len("+XXXX-XXXX") > 64:
+        section.fail(
+            "reply_address",
+            f"local part '{local_part}' is too long for plus-addressing: "
+            "with '+' and the 9-character token it must fit in 64 characters",
+        )
     return result
 
 

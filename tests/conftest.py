@@ -3,4 +3,6 @@ registered here as plugins, so every test module gets the same ones."""
 
 pytest_plugins: list[str] = [
     "tests.servers.postgres_fixtures",
+    "tests.servers.dovecot_fixtures",
+    "tests.servers.idp_fixtures",
 ]

@@ -43,7 +43,7 @@ def add_request(
             Recipient(
                 request_id=request.id,
                 address=address,
-                token=f"TK{n:06d}",
+                token=f"TK{n:06d}", token_nonce="0",
                 outgoing_message_id=f"<ackmail.{n}@test>",
             )
         )

@@ -7,7 +7,7 @@ import enum
 import io
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from ingest.timeutil import isoformat_z
@@ -20,6 +20,8 @@ def plain(value: Any) -> Any:
     """A JSON-ready value: datetimes as ISO 8601 UTC with Z, enums as their value."""
     if isinstance(value, datetime):
         return isoformat_z(value)
+    if isinstance(value, date):
+        return value.isoformat()
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, Mapping):

@@ -95,6 +95,12 @@ class ParsedMessage:
     intent: Intent
     language: str | None = None
     reasons: tuple[str, ...] = ()
+    intent_reasons: tuple[str, ...] = ()
     defects: tuple[str, ...] = ()
     problem: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def evidence(self) -> tuple[str, ...]:
+        """Every reason, parse first, then intent: what ``ackmail parse`` shows and ops read."""
+        return (*self.reasons, *self.intent_reasons)

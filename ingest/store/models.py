@@ -11,7 +11,17 @@ import enum
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ingest.parse.base import Intent, MessageKind
@@ -103,6 +113,7 @@ class Recipient(Base):
     )
     address: Mapped[Address]
     token: Mapped[str] = mapped_column(String(16), unique=True)
+    token_nonce: Mapped[str] = mapped_column(String(32))
     outgoing_message_id: Mapped[str] = mapped_column(String(255), unique=True)
     created_at: Mapped[CreatedAt]
     sent_at: Mapped[Timestamp | None]
@@ -145,6 +156,18 @@ class Message(Base):
     recorded_at: Mapped[CreatedAt]
 
 
+class RawMessage(Base):
+    """A recorded message's bytes, kept for ``messages reprocess`` until retention prunes them."""
+
+    __tablename__ = "raw_messages"
+
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    stored_at: Mapped[CreatedAt] = mapped_column(index=True)
+
+
 class Response(Base):
     """A reply read as an answer to a request: who, what, when, and whether it decided it."""
 
@@ -165,6 +188,7 @@ class Response(Base):
     sender_verified: Mapped[bool | None]
     intent: Mapped[Intent] = mapped_column(str_enum(Intent, "intent"))
     reply_text: Mapped[str] = mapped_column(Text, default="")
+    counted: Mapped[bool] = mapped_column(default=False)
     decisive: Mapped[bool] = mapped_column(default=False)
     reason: Mapped[str] = mapped_column(Text, default="")
     evidence: Mapped[JsonList]

@@ -1,6 +1,7 @@
 """Initial schema and the ops views.
 
-Tables: requests, recipients, messages, responses, checkpoints, events, outcomes.
+Tables: requests, recipients, messages, raw_messages, responses, checkpoints, events,
+outcomes.
 Views: pending_requests, decisions, ignored_messages.
 
 Revision ID: 0001
@@ -31,7 +32,7 @@ VIEWS = {
     "decisions": """
         SELECT s.id AS response_id, r.id AS request_id, r.ref, r.kind, r.status AS request_status,
                s.address AS responder, s.verified_address, s.sender_verified, s.intent,
-               s.decisive, s.reason, s.reply_text, s.sent_at, s.received_at, s.mailbox,
+               s.counted, s.decisive, s.reason, s.reply_text, s.sent_at, s.received_at, s.mailbox,
                m.message_id_header, m.source_key
         FROM responses s
         JOIN requests r ON r.id = s.request_id
@@ -172,6 +173,7 @@ def upgrade() -> None:
         sa.Column("request_id", sa.Integer(), nullable=False),
         sa.Column("address", sa.String(length=320), nullable=False),
         sa.Column("token", sa.String(length=16), nullable=False),
+        sa.Column("token_nonce", sa.String(length=32), nullable=False),
         sa.Column("outgoing_message_id", sa.String(length=255), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
@@ -186,6 +188,20 @@ def upgrade() -> None:
         sa.UniqueConstraint("token", name=op.f("uq_recipients_token")),
     )
     op.create_index(op.f("ix_recipients_request_id"), "recipients", ["request_id"])
+    op.create_table(
+        "raw_messages",
+        sa.Column("message_id", sa.Integer(), nullable=False),
+        sa.Column("raw", sa.LargeBinary(), nullable=False),
+        sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["message_id"],
+            ["messages.id"],
+            name=op.f("fk_raw_messages_message_id_messages"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("message_id", name=op.f("pk_raw_messages")),
+    )
+    op.create_index(op.f("ix_raw_messages_stored_at"), "raw_messages", ["stored_at"])
     op.create_table(
         "responses",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -211,6 +227,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("reply_text", sa.Text(), nullable=False),
+        sa.Column("counted", sa.Boolean(), nullable=False),
         sa.Column("decisive", sa.Boolean(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("evidence", sa.JSON(), nullable=False),
@@ -329,6 +346,8 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_events_type"), table_name="events")
     op.drop_index(op.f("ix_events_processed_at_id"), table_name="events")
     op.drop_table("events")
+    op.drop_index(op.f("ix_raw_messages_stored_at"), table_name="raw_messages")
+    op.drop_table("raw_messages")
     op.drop_index(op.f("ix_responses_request_id_received_at"), table_name="responses")
     op.drop_index(op.f("ix_responses_received_at"), table_name="responses")
     op.drop_table("responses")

@@ -49,6 +49,7 @@ def test_a_token_belongs_to_one_recipient(engine: Engine) -> None:
                 request_id=request.id,
                 address="a@example.test",
                 token="R7K2-9QXM",
+                token_nonce="n",
                 outgoing_message_id="<a@test>",
             )
         )
@@ -58,6 +59,7 @@ def test_a_token_belongs_to_one_recipient(engine: Engine) -> None:
                 request_id=request.id,
                 address="b@example.test",
                 token="R7K2-9QXM",
+                token_nonce="n",
                 outgoing_message_id="<b@test>",
             )
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from ingest.cli.commands import db, init, listing, stats
+from ingest.cli.commands import auth, db, init, listing, parse, request, stats
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -13,6 +13,9 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 COMMANDS: tuple[Register, ...] = (
     init.register,
     db.register,
+    request.register,
+    auth.register,
+    parse.register,
     listing.register,
     stats.register,
 )

@@ -1,0 +1,89 @@
+"""The correlate hop: which request (and which of its responders) a message answers.
+
+Tokens are tried in trust order (see ``find``); the first that exists and
+verifies wins. A forged, altered or unknown token is recorded as such and never
+"corrected" into a near match.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ingest.correlate import tokens
+from ingest.correlate.find import TokenCandidate, TokenSource, find_tokens
+from ingest.parse.base import ParsedMessage
+from ingest.store.models import Recipient, Request
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """The outcome of matching one message to a request."""
+
+    token: str | None = None
+    source: TokenSource | None = None
+    recipient: Recipient | None = None
+    request: Request | None = None
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def matched(self) -> bool:
+        return self.request is not None
+
+    @property
+    def problem(self) -> str:
+        """Why nothing matched, as one sentence for the message record."""
+        if self.matched:
+            return ""
+        if self.reasons:
+            return self.reasons[0]
+        return "no ackmail token in headers, recipient address, subject or body"
+
+
+def correlate(
+    session: Session, parsed: ParsedMessage, *, secret: str, reply_address: str | None = None
+) -> Correlation:
+    """Match ``parsed`` to a request through the first valid token in trust order."""
+    candidates = find_tokens(parsed, reply_address=reply_address)
+    reasons: list[str] = []
+    chosen: tuple[TokenCandidate, Recipient] | None = None
+    for candidate in candidates:
+        recipient = session.scalar(select(Recipient).where(Recipient.token == candidate.token))
+        problem = _problem(candidate, recipient, secret)
+        if problem or recipient is None:
+            reasons.append(problem)
+            continue
+        if chosen is None:
+            chosen = (candidate, recipient)
+            reasons.insert(0, f"token {candidate.token} found in {candidate.source}")
+        elif recipient.request_id != chosen[1].request_id:
+            reasons.append(
+                f"another valid token {candidate.token} in {candidate.source} names request "
+                f"#{recipient.request_id}; the more trusted {chosen[0].source} wins"
+            )
+    if chosen is None:
+        return Correlation(reasons=tuple(reasons))
+    candidate, recipient = chosen
+    return Correlation(
+        token=candidate.token,
+        source=candidate.source,
+        recipient=recipient,
+        request=recipient.request,
+        reasons=tuple(reasons),
+    )
+
+
+def _problem(candidate: TokenCandidate, recipient: Recipient | None, secret: str) -> str:
+    """'' when the token names a recipient and verifies, else why it cannot be used."""
+    if recipient is None:
+        return f"token {candidate.token} in {candidate.source} matches no request"
+    if tokens.verify(
+        secret, candidate.token, recipient.request_id, recipient.address, recipient.token_nonce
+    ):
+        return ""
+    return (
+        f"token {candidate.token} in {candidate.source} does not verify against the token "
+        "secret (forged, altered, or issued under another secret)"
+    )

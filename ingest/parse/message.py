@@ -1,0 +1,95 @@
+"""The parse hop, composed: raw bytes -> ParsedMessage, with every reason kept.
+
+mime (decode within limits) -> kind (reply, auto-reply, bounce...) -> sender
+(strict From, Authentication-Results) -> reply text (new text only) -> intent.
+Pure: no database, no network; safe on any input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from ingest.parse.base import Intent, MessageKind, ParsedMessage, ParseLimits, SenderInfo
+from ingest.parse.intent import classify_intent
+from ingest.parse.kind import classify_kind
+from ingest.parse.mime import DecodedMessage, read_message
+from ingest.parse.reply_text import extract_reply
+from ingest.parse.sender import check_sender
+from ingest.parse.vocabulary import Vocabulary, load_vocabulary
+
+
+@dataclass(frozen=True)
+class ParseOptions:
+    """Everything the parser may be configured with."""
+
+    limits: ParseLimits = field(default_factory=ParseLimits)
+    trusted_authserv_id: str | None = None
+    require_dmarc_pass: bool = False
+    vocabulary: Vocabulary = field(default_factory=load_vocabulary)
+
+
+def parse_message(raw: bytes, options: ParseOptions) -> ParsedMessage:
+    """What ackmail makes of one message; a message it cannot read safely has ``problem`` set."""
+    decoded = read_message(raw, options.limits)
+    if decoded.problem:
+        return _unreadable(decoded)
+    kind, kind_reasons = classify_kind(decoded)
+    sender = check_sender(
+        decoded,
+        trusted_authserv_id=options.trusted_authserv_id,
+        require_dmarc_pass=options.require_dmarc_pass,
+    )
+    parsed = ParsedMessage(
+        message_id=decoded.message_id,
+        in_reply_to=decoded.in_reply_to,
+        references=decoded.references,
+        subject=decoded.subject,
+        sender=sender,
+        recipients=decoded.recipients,
+        date=decoded.date,
+        kind=kind,
+        body_text=decoded.body_text,
+        reply_text="",
+        intent=Intent.UNKNOWN,
+        reasons=(*kind_reasons, *sender.reasons),
+        defects=decoded.defects,
+        headers=decoded.headers.as_dict(),
+    )
+    if kind not in (MessageKind.REPLY, MessageKind.NEW):
+        return parsed
+    reply = extract_reply(decoded.body_text, vocabulary=options.vocabulary)
+    parsed = replace(parsed, reply_text=reply.text, reasons=(*parsed.reasons, *reply.reasons))
+    return read_intent(parsed, options) if kind == MessageKind.REPLY else parsed
+
+
+def read_intent(
+    parsed: ParsedMessage, options: ParseOptions, request_subject: str | None = None
+) -> ParsedMessage:
+    """``parsed`` with its intent (re)read; the request's own subject words never count."""
+    result = classify_intent(
+        parsed.reply_text,
+        parsed.subject,
+        request_subject=request_subject,
+        vocabulary=options.vocabulary,
+    )
+    return replace(
+        parsed, intent=result.intent, language=result.language, intent_reasons=result.reasons
+    )
+
+
+def _unreadable(decoded: DecodedMessage) -> ParsedMessage:
+    return ParsedMessage(
+        message_id=decoded.message_id,
+        in_reply_to=decoded.in_reply_to,
+        references=decoded.references,
+        subject=decoded.subject,
+        sender=SenderInfo(address=None),
+        recipients=decoded.recipients,
+        date=decoded.date,
+        kind=MessageKind.NEW,
+        body_text="",
+        reply_text="",
+        intent=Intent.UNKNOWN,
+        defects=decoded.defects,
+        problem=decoded.problem,
+    )

@@ -1,0 +1,377 @@
+"""Raw bytes -> ``DecodedMessage``: headers, ids, subject, date, recipients, body text.
+
+Speed and safety decide the shape of this module:
+- Structure and bodies come from the cheap ``compat32`` parser (~10x faster than
+  ``policy.default`` here); the strict modern header classes are used only where
+  strictness pays: encoded-word headers (html_text.py), the From check (sender.py).
+- ``ParseLimits`` are checked before the expensive work: size and the top header
+  count before parsing, and a scan of the declared MIME boundaries estimates part
+  count and nesting depth, because the standard parser's cost grows with lines x
+  depth and it recurses once per level. The parsed tree is then checked exactly.
+- The parser compiles a regex for every multipart boundary it meets (~250 us, more
+  than the rest of a reply's parse); boundaries are random, so ``re``'s cache never
+  hits. The top-level boundary is renamed to a fixed token before parsing (and the
+  header restored after), which makes that compile a cache hit.
+- ``read_message`` never raises: a limit, bytes that are not a message, or a parser
+  failure becomes ``problem``, one sentence fit to store as a quarantine reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from email import policy
+from email.message import Message
+from email.parser import BytesHeaderParser, BytesParser
+from email.utils import getaddresses, parsedate_to_datetime
+
+from ingest.parse.base import ParseLimits
+from ingest.parse.html_text import child_parts, decode_header_text, header_str, read_body
+from ingest.timeutil import as_utc
+
+_PARSER = BytesParser(policy=policy.compat32)
+_HEADER_PARSER = BytesHeaderParser(policy=policy.compat32)
+_DEFAULT_LIMITS = ParseLimits()
+
+_HEADER_START = re.compile(rb"(?:From [^\n]*\n)?[\x21-\x39\x3b-\x7e]+[ \t]*:")
+_HEADER_LINE = re.compile(rb"^[^ \t\r\n]", re.MULTILINE)
+_BOUNDARY_PARAM = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))', re.I)
+_CONTENT_TYPE_HEADER = re.compile(
+    rb"^content-type:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.IGNORECASE | re.MULTILINE)
+_DASH_LINE = re.compile(rb"^--[^\r\n]*", re.MULTILINE)
+_CANONICAL_BOUNDARY = "=_ackmail_top_boundary_="
+_MSG_ID = re.compile(r"<([^<>]+)>")
+
+RECIPIENT_HEADERS = ("to", "cc", "delivered-to", "x-original-to")
+_DELIVERY_STATUS = frozenset({"message/delivery-status", "message/global-delivery-status"})
+_DISPOSITION = frozenset(
+    {"message/disposition-notification", "message/global-disposition-notification"})
+# Parts whose children the parser makes from field blocks, not MIME parts.
+_REPORT_BLOCKS = _DELIVERY_STATUS | _DISPOSITION
+
+
+@dataclass(frozen=True)
+class HeaderView:
+    """The top-level headers in order; values unfolded, encoded words kept in ``raw``."""
+
+    items: tuple[tuple[str, str], ...] = ()
+    _index: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, items: tuple[tuple[str, str], ...]) -> HeaderView:
+        """Build the view with a case-insensitive index."""
+        index: dict[str, list[str]] = {}
+        for name, value in items:
+            index.setdefault(name.lower(), []).append(value)
+        return cls(items, {name: tuple(values) for name, values in index.items()})
+
+    def raw_all(self, name: str) -> tuple[str, ...]:
+        """Every value of header ``name``, unfolded but not RFC 2047-decoded."""
+        return self._index.get(name.lower(), ())
+
+    def raw(self, name: str) -> str | None:
+        """The first value of header ``name`` as sent (unfolded), or None."""
+        values = self.raw_all(name)
+        return values[0] if values else None
+
+    def get_all(self, name: str) -> tuple[str, ...]:
+        """Every value of header ``name``, decoded and whitespace-folded."""
+        return tuple(decode_header_text(value) for value in self.raw_all(name))
+
+    def get(self, name: str) -> str | None:
+        """The first value of header ``name``, decoded and whitespace-folded, or None."""
+        value = self.raw(name)
+        return None if value is None else decode_header_text(value)
+
+    def count(self, name: str) -> int:
+        """How many times header ``name`` appears."""
+        return len(self.raw_all(name))
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._index
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def as_dict(self) -> dict[str, str]:
+        """First decoded value of each header, keyed by its name as first sent."""
+        result: dict[str, str] = {}
+        for name, value in self.items:
+            result.setdefault(name, decode_header_text(value))
+        return result
+
+
+@dataclass(frozen=True)
+class MimeSummary:
+    """What the kind classifier needs to know about the MIME tree."""
+
+    content_type: str = "text/plain"
+    report_type: str | None = None
+    has_delivery_status: bool = False
+    has_disposition_notification: bool = False
+    part_count: int = 0
+    depth: int = 0
+
+
+@dataclass(frozen=True)
+class DecodedMessage:
+    """One message, decoded; when ``problem`` is set only the headers may be filled."""
+
+    headers: HeaderView = field(default_factory=HeaderView)
+    message_id: str | None = None
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    subject: str = ""
+    date: datetime | None = None
+    recipients: tuple[str, ...] = ()
+    body_text: str = ""
+    body_is_html: bool = False
+    structure: MimeSummary = field(default_factory=MimeSummary)
+    defects: tuple[str, ...] = ()
+    problem: str | None = None
+    size: int = 0
+
+
+def read_message(raw: bytes, limits: ParseLimits = _DEFAULT_LIMITS) -> DecodedMessage:
+    """Decode ``raw`` within ``limits``; never raises, reports trouble in ``problem``."""
+    try:
+        return _read(raw, limits)
+    except RecursionError:
+        return DecodedMessage(problem="message nests parts too deeply for the parser to "
+                              f"follow, over the {limits.max_depth}-level limit", size=len(raw))
+    except Exception as exc:  # the contract is "never raise": a parser bug is quarantined
+        return DecodedMessage(problem=f"message could not be parsed ({type(exc).__name__}); "
+                              "it is kept for inspection", size=len(raw))
+
+
+def _read(raw: bytes, limits: ParseLimits) -> DecodedMessage:
+    header_end = _header_end(raw)
+    header_count = len(_HEADER_LINE.findall(raw, 0, header_end))
+    problem = (_envelope_problem(raw, header_count, limits)
+               or _structure_estimate_problem(raw, limits))
+    if problem is not None:
+        readable = (_HEADER_START.match(raw) is not None and header_end <= limits.max_bytes
+                    and header_count <= limits.max_headers)
+        items = _header_items(_HEADER_PARSER.parsebytes(raw[:header_end])) if readable else ()
+        return _problem_message(raw, problem, HeaderView.of(items))
+    root = _parse(raw, header_end)
+    summary, defects, problem = _survey(root, limits)
+    headers = HeaderView.of(_header_items(root))
+    if problem is not None:
+        return _problem_message(raw, problem, headers)
+    body, is_html, body_defects = read_body(root, limits)
+    date_value = headers.raw("date")
+    date = _date(date_value)
+    if date_value and date is None:
+        body_defects.append("unreadable Date header")
+    return DecodedMessage(
+        headers=headers,
+        message_id=_first_id(headers.raw("message-id")),
+        in_reply_to=_first_id(headers.raw("in-reply-to")),
+        references=_all_ids(headers.raw_all("references")),
+        subject=headers.get("subject") or "",
+        date=date,
+        recipients=_recipients(headers),
+        body_text=body,
+        body_is_html=is_html,
+        structure=summary,
+        defects=tuple(dict.fromkeys((*defects, *body_defects))),
+        size=len(raw),
+    )
+
+
+def _parse(raw: bytes, header_end: int) -> Message:
+    """The compat32 parse, with the top-level boundary renamed when that is safe."""
+    renamed, original = _rename_top_boundary(raw, header_end)
+    if original is None:
+        return _PARSER.parsebytes(raw)
+    root = _PARSER.parsebytes(renamed)
+    if root.get_boundary() != _CANONICAL_BOUNDARY:
+        return _PARSER.parsebytes(raw)  # the parser saw other headers than we did
+    name, value = next((n, v) for n, v in root.raw_items() if n.lower() == "content-type")
+    root.replace_header(name, value.replace(_CANONICAL_BOUNDARY, original))
+    return root
+
+
+def _rename_top_boundary(raw: bytes, header_end: int) -> tuple[bytes, str | None]:
+    """``raw`` with the top multipart's boundary (param and delimiter lines) renamed.
+
+    Only delimiter lines change, and the parser consumes those, so the text it
+    reads is the same. Returns the original parameter text, or None when skipped.
+    """
+    header = _CONTENT_TYPE_HEADER.search(raw, 0, header_end)
+    media_type = header.group(1).split(b";")[0].strip().lower() if header else b""
+    param = _BOUNDARY_PARAM.search(header.group(1)) if header else None
+    canonical = _CANONICAL_BOUNDARY.encode()
+    if (header is None or param is None or not media_type.startswith(b"multipart/")
+            or canonical in raw or raw.count(b"\r") != raw.count(b"\r\n")):
+        return raw, None  # lone CRs end lines for the parser but not for _DASH_LINE
+    group = 1 if param.group(1) is not None else 2
+    boundary = param.group(group).rstrip()
+    pieces = [raw[:header.start(1) + param.start(group)], canonical]
+    last = header.start(1) + param.end(group)
+    for line in _DASH_LINE.finditer(raw, header_end):
+        text = line.group()
+        if text[2:].startswith(boundary) and text[2 + len(boundary):].rstrip() in (b"", b"--"):
+            pieces += [raw[last:line.start() + 2], canonical]
+            last = line.start() + 2 + len(boundary)
+    pieces.append(raw[last:])
+    return b"".join(pieces), param.group(group).decode("ascii", "surrogateescape")
+
+
+def _problem_message(raw: bytes, problem: str, headers: HeaderView) -> DecodedMessage:
+    """A message we refuse to read further; its ids and subject still go on the record."""
+    return DecodedMessage(headers=headers, message_id=_first_id(headers.raw("message-id")),
+                          subject=headers.get("subject") or "", problem=problem, size=len(raw))
+
+
+def _header_end(raw: bytes) -> int:
+    """Offset just past the blank line that ends the top-level headers."""
+    ends = [found + len(blank) for blank in (b"\n\n", b"\n\r\n") if (found := raw.find(blank)) >= 0]
+    return min(ends, default=len(raw))
+
+
+def _envelope_problem(raw: bytes, header_count: int, limits: ParseLimits) -> str | None:
+    """Checks that need no parsing: emptiness, size, a header start, the header count."""
+    if not raw or raw.isspace():
+        return "message is empty; there is nothing to read"
+    if len(raw) > limits.max_bytes:
+        return (f"message is {len(raw):,} bytes, over the {limits.max_bytes:,}-byte limit "
+                "(raise [limits] max_bytes to accept it)")
+    if not _HEADER_START.match(raw):
+        return (f"bytes do not start with a mail header (they begin {raw[:16]!r}); "
+                "this is not an email message")
+    if header_count > limits.max_headers:
+        return (f"message has {header_count:,} header lines, over the "
+                f"{limits.max_headers:,}-header limit (raise [limits] max_headers to accept it)")
+    return None
+
+
+def _parts_problem(limits: ParseLimits) -> str:
+    return (f"message has more than {limits.max_parts:,} MIME parts "
+            "(raise [limits] max_parts to accept it)")
+
+
+def _depth_problem(limits: ParseLimits) -> str:
+    return (f"message nests MIME parts more than {limits.max_depth} levels deep "
+            "(raise [limits] max_depth to accept it)")
+
+
+def _structure_estimate_problem(raw: bytes, limits: ParseLimits) -> str | None:
+    """Refuse floods of parts, nesting or parse work before the parser meets them."""
+    # Every part and every level of nesting needs a line starting "--": with few of
+    # them, and a modest line count, nothing can go wrong and the boundary scan is spared.
+    lines, dash_lines = raw.count(b"\n"), raw.count(b"\n--")
+    budget = limits.max_bytes // 4
+    if dash_lines < min(limits.max_parts, limits.max_depth) and lines * (3 + dash_lines) <= budget:
+        return None
+    problem, depth = _boundary_scan(raw, limits)
+    # The parser tests every line against each enclosing boundary, so its work grows
+    # with lines x depth (~1 s at this budget); no real message comes near it.
+    if problem is None and lines * (3 + depth) > budget:
+        nesting = f" nested {depth} levels deep" if depth else ""
+        return (f"message has {lines:,} lines{nesting}, more parsing work than the "
+                f"{limits.max_bytes:,}-byte limit allows (raise [limits] max_bytes to accept it)")
+    return problem
+
+
+def _boundary_scan(raw: bytes, limits: ParseLimits) -> tuple[str | None, int]:
+    """Count parts and nesting from the declared boundaries' delimiter lines."""
+    boundaries: set[bytes] = set()
+    for match in _BOUNDARY_PARAM.finditer(raw):
+        boundaries.add((match.group(1) or match.group(2)).rstrip())
+        if len(boundaries) > limits.max_parts:
+            return _parts_problem(limits), 0
+    if not boundaries:
+        return None, 0
+    alternatives = b"|".join(re.escape(b) for b in sorted(boundaries, key=len, reverse=True))
+    delimiter = re.compile(rb"^--(" + alternatives + rb")(--)?[ \t]*\r?$", re.MULTILINE)
+    open_parts = deepest = 0
+    stack: list[bytes] = []
+    for match in delimiter.finditer(raw):
+        boundary, closing = match.group(1), match.group(2) is not None
+        if boundary in stack:
+            del stack[stack.index(boundary) + (0 if closing else 1):]
+        elif not closing:
+            stack.append(boundary)
+        open_parts += not closing
+        deepest = max(deepest, len(stack))
+        if open_parts >= limits.max_parts:
+            return _parts_problem(limits), deepest
+        if deepest > limits.max_depth:
+            return _depth_problem(limits), deepest
+    return None, deepest
+
+
+def _survey(root: Message, limits: ParseLimits) -> tuple[MimeSummary, list[str], str | None]:
+    """Walk the parsed tree once (iteratively): exact limits, report parts, defects."""
+    defects: list[str] = []
+    count = deepest = 0
+    found: set[str] = set()
+    root_type = root.get_content_type()
+    stack: list[tuple[Message, int, bool]] = [(root, 0, False)]
+    while stack:
+        part, depth, encapsulated = stack.pop()
+        count, deepest = count + 1, max(deepest, depth)
+        if count > limits.max_parts:
+            return MimeSummary(), defects, _parts_problem(limits)
+        if depth > limits.max_depth:
+            return MimeSummary(), defects, _depth_problem(limits)
+        if len(part) > limits.max_headers:
+            return MimeSummary(), defects, (
+                f"a MIME part has {len(part):,} headers, over the {limits.max_headers:,}-header "
+                "limit (raise [limits] max_headers to accept it)")
+        defects.extend(type(defect).__name__ for defect in part.defects)
+        content_type = part.get_content_type()
+        if not encapsulated:  # a forwarded bounce inside a reply does not make it a bounce
+            found.add(content_type)
+        if content_type in _REPORT_BLOCKS or not part.is_multipart():
+            continue
+        inner = encapsulated or content_type.startswith("message/")
+        stack.extend((child, depth + 1, inner) for child in reversed(child_parts(part)))
+    report_type = root.get_param("report-type") if root_type == "multipart/report" else None
+    summary = MimeSummary(
+        content_type=root_type,
+        report_type=report_type.lower() if isinstance(report_type, str) else None,
+        has_delivery_status=not found.isdisjoint(_DELIVERY_STATUS),
+        has_disposition_notification=not found.isdisjoint(_DISPOSITION),
+        part_count=count, depth=deepest)
+    return summary, defects, None
+
+
+def _header_items(message: Message) -> tuple[tuple[str, str], ...]:
+    return tuple((name, header_str(value)) for name, value in message.raw_items())
+
+
+def _ids(value: str) -> Iterator[str]:
+    found = _MSG_ID.findall(value)
+    if not found and "@" in value and len(value.split()) == 1:
+        found = [value]  # some clients drop the angle brackets
+    for item in found:
+        yield "<" + "".join(item.split()) + ">"
+
+
+def _first_id(value: str | None) -> str | None:
+    return next(_ids(value), None) if value else None
+
+
+def _all_ids(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(item for value in values for item in _ids(value)))
+
+
+def _date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return as_utc(parsedate_to_datetime(value))
+    except (ValueError, TypeError, IndexError, OverflowError):
+        return None
+
+
+def _recipients(headers: HeaderView) -> tuple[str, ...]:
+    """Lower-cased addresses we were sent to; lenient parsing is enough to route a reply."""
+    values = [value for name in RECIPIENT_HEADERS for value in headers.raw_all(name)]
+    found = (address.lower() for _, address in getaddresses(values) if "@" in address)
+    return tuple(dict.fromkeys(found))

@@ -1,0 +1,86 @@
+"""``ackmail auth login`` and ``auth status`` as a user runs them, against the real provider."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.auth.conftest import ALICE, PUBLIC_ID
+from tests.servers.idp import IdentityProvider
+
+CACHE_KEY = "cli-test-cache-key-0123456789abcdef"
+
+
+def write_config(tmp_path: Path, idp: IdentityProvider) -> Path:
+    path = tmp_path / "ackmail.toml"
+    path.write_text(f"""
+[database]
+url = "sqlite:///ackmail.db"
+
+[security]
+cache_key = {{ env = "TEST_CLI_CACHE_KEY" }}
+
+[[mailbox]]
+name = "alice"
+protocol = "imap"
+host = "127.0.0.1"
+username = "{ALICE}"
+auth = "oauth2-delegated"
+
+[mailbox.oauth]
+tenant_id = "{idp.tenant}"
+client_id = "{PUBLIC_ID}"
+authority = "{idp.base_url}"
+ca_file = "{idp.ca_pem}"
+client_secret_expires = 2026-12-01
+""")
+    return path
+
+
+def ackmail(config: Path, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "TEST_CLI_CACHE_KEY": CACHE_KEY}
+    return subprocess.Popen([sys.executable, "-m", "ingest", "--config", str(config), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_device_code_login_then_status(tmp_path: Path, idp: IdentityProvider) -> None:
+    idp.register_client(PUBLIC_ID)
+    config = write_config(tmp_path, idp)
+    before = ackmail(config, "auth", "status", "--format", "json")
+    out, err = before.communicate(timeout=60)
+    assert before.returncode == 0, err
+    assert json.loads(out)[0]["signed_in"] is False
+
+    login = ackmail(config, "auth", "login", "alice")
+    assert login.stdout is not None
+    prompt = login.stdout.readline()
+    user_code = re.search(r"enter the code (\S+)", prompt, re.IGNORECASE)
+    assert user_code, prompt
+    idp.approve_device_code(user_code.group(1), ALICE)
+    out, err = login.communicate(timeout=60)
+    assert login.returncode == 0, err
+    assert f"signed in as {ALICE}" in out
+    assert "eyJ" not in out + err
+
+    status = ackmail(config, "auth", "status", "--format", "json")
+    out, err = status.communicate(timeout=60)
+    row = json.loads(out)[0]
+    assert row["signed_in"] is True and row["account"] == ALICE
+    assert row["refresh_token_idle_days"] == 0.0
+    assert any("client secret" in w.lower() for w in row["warnings"]), row["warnings"]
+    cache = tmp_path / ".ackmail" / "tokens" / "alice.cache"
+    # Every JWT starts with base64url '{"' = 'eyJ': none may be printed or stored in clear.
+    assert b"eyJ" not in cache.read_bytes()
+    assert "eyJ" not in out + err + prompt
+
+
+def test_login_names_an_unknown_mailbox(tmp_path: Path, idp: IdentityProvider) -> None:
+    config = write_config(tmp_path, idp)
+    result = ackmail(config, "auth", "login", "bob")
+    out, err = result.communicate(timeout=60)
+    assert result.returncode == 1
+    assert "no [[mailbox]] is named 'bob' (configured: alice)" in err

@@ -1,0 +1,302 @@
+"""One message through parse -> correlate -> decide -> store, against both databases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select, update
+
+from ingest.config import RequestsConfig
+from ingest.errors import UserError
+from ingest.parse.base import Intent
+from ingest.parse.message import ParseOptions
+from ingest.pipeline import Arrival, PipelineConfig, Processed, process_message, reprocess
+from ingest.record import prune_raw
+from ingest.register import NewRequest, RegisteredRequest, register_request
+from ingest.sources.base import SourceRef
+from ingest.store.db import read_session, transaction
+from ingest.store.models import (
+    Event,
+    Message,
+    MessageStatus,
+    RawMessage,
+    Recipient,
+    Request,
+    RequestKind,
+    RequestStatus,
+    Response,
+)
+from ingest.timeutil import utcnow
+
+SECRET = "pipeline-test-secret"
+CONFIG = PipelineConfig(ParseOptions(), SECRET, None)
+ALICE, BOB = "alice@example.test", "bob@example.test"
+
+
+def reply(
+    token: str,
+    *,
+    sender: str = ALICE,
+    body: str = "Approved.",
+    subject: str | None = None,
+    headers: str = "",
+) -> bytes:
+    subject = subject or f"RE: Expense claim [{token}]"
+    return (
+        f"From: {sender}\r\nTo: approvals@example.test\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{abs(hash((token, sender, body, subject)))}@mail.example.test>\r\n"
+        f"In-Reply-To: <ackmail.{token}.5f3a9c21@approvals.example.test>\r\n"
+        f"Date: Mon, 2 Nov 2026 10:04:00 +0000\r\n{headers}"
+        f"Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n\r\n"
+        f"> Please reply APPROVE or REJECT.\r\n> Ref: {token}\r\n"
+    ).encode()
+
+
+@pytest.fixture
+def create(engine: Engine) -> Callable[..., RegisteredRequest]:
+    def make(
+        *responders: str,
+        policy: str = "any",
+        subject: str | None = "Expense claim",
+        kind: RequestKind = RequestKind.APPROVAL,
+    ) -> RegisteredRequest:
+        with transaction(engine) as session:
+            return register_request(
+                session,
+                NewRequest(
+                    kind, "CR-1", responders or (ALICE,), subject, timedelta(days=1), policy
+                ),
+                secret=SECRET,
+                config=RequestsConfig(),
+            )
+
+    return make
+
+
+def process(engine: Engine, where: SourceRef, raw: bytes, **options: Any) -> Processed:
+    return process_message(engine, CONFIG, Arrival(where, raw), **options)
+
+
+def source(n: int) -> SourceRef:
+    return SourceRef(
+        mailbox="approvals", source_key=f"imap:INBOX:1:{n}", folder="INBOX", uidvalidity=1, uid=n
+    )
+
+
+def events(engine: Engine) -> list[str]:
+    with read_session(engine) as session:
+        return list(session.scalars(select(Event.type).order_by(Event.id)))
+
+
+def request_status(engine: Engine, request_id: int) -> RequestStatus:
+    with read_session(engine) as session:
+        return session.get_one(Request, request_id).status
+
+
+def test_an_approval_decides_its_request(
+    engine: Engine, create: Callable[..., RegisteredRequest]
+) -> None:
+    request = create(ALICE)
+    result = process(engine, source(1), reply(request.recipients[0].token))
+    assert (result.status, result.intent, result.decisive) == (
+        MessageStatus.PROCESSED,
+        Intent.APPROVE,
+        True,
+    )
+    assert request_status(engine, request.id) == RequestStatus.APPROVED
+    assert events(engine) == ["response.recorded", "request.approved"]
+    with read_session(engine) as session:
+        response = session.scalars(select(Response)).one()
+        assert (response.address, response.verified_address, response.counted) == (
+            ALICE,
+            None,
+            True,
+        )
+        assert response.reply_text == "Approved."
+        assert any("token" in e and "In-Reply-To" in e for e in response.evidence)
+        event = session.scalars(select(Event).where(Event.type == "request.approved")).one()
+        assert event.payload["request"]["ref"] == "CR-1"
+        assert event.payload["response"]["intent"] == "approve"
+
+
+def test_each_message_is_recorded_once(
+    engine: Engine, create: Callable[..., RegisteredRequest]
+) -> None:
+    raw = reply(create(ALICE).recipients[0].token)
+    first = process(engine, source(1), raw)
+    again = process(engine, source(1), raw)
+    rescanned = process(engine, SourceRef("approvals", "imap:INBOX:2:1"), raw)
+    assert not first.duplicate and again.duplicate and rescanned.duplicate
+    assert again.message_id == first.message_id
+    with read_session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Message)) == 1
+        assert session.scalar(select(func.count()).select_from(Response)) == 1
+
+
+def test_a_forwarded_request_cannot_be_decided(
+    engine: Engine, create: Callable[..., RegisteredRequest]
+) -> None:
+    request = create(ALICE)
+    result = process(
+        engine, source(1), reply(request.recipients[0].token, sender="mallory@evil.test")
+    )
+    assert result.status == MessageStatus.PROCESSED and not result.decisive
+    assert "forwarded request cannot be decided" in result.reason
+    assert request_status(engine, request.id) == RequestStatus.PENDING
+    assert events(engine) == ["response.recorded"]
+
+
+def test_later_replies_are_recorded_but_do_not_flip(
+    engine: Engine, create: Callable[..., RegisteredRequest]
+) -> None:
+    request = create(ALICE, BOB)
+    alice, bob = (r.token for r in request.recipients)
+    process(engine, source(1), reply(alice, body="Rejected, over budget."))
+    late = process(engine, source(2), reply(bob, sender=BOB, body="Approve"))
+    assert request_status(engine, request.id) == RequestStatus.REJECTED
+    assert not late.decisive and "already rejected" in late.reason
+
+
+def test_auto_replies_bounces_and_unmatched_are_ignored_with_reasons(
+    engine: Engine, create: Callable[..., RegisteredRequest]
+) -> None:
+    token = create(ALICE).recipients[0].token
+    ooo = process(
+        engine,
+        source(1),
+        reply(
+            token,
+            body="I am out of office until Monday.",
+            subject=f"Automatic reply: Expense [{token}]",
+            headers="Auto-Submitted: auto-replied\r\n",
+        ),
+    )
+    assert ooo.status == MessageStatus.IGNORED and "automatic reply" in ooo.reason
+    stray = process(
+        engine,
+        source(2),
+        (
+            b"From: bob@example.test\r\nTo: approvals@example.test\r\nSubject: lunch?\r\n"
+            b"Message-ID: <lunch@x>\r\n\r\nAnyone for lunch?\r\n"
+        ),
+    )
+    assert stray.status == MessageStatus.IGNORED
+    assert "no ackmail token" in stray.reason
+    assert events(engine) == ["message.unmatched"]
+
+
+def test_unknown_and_tampered_tokens_are_never_guessed(
+    engine: Engine, create: Callable[..., RegisteredRequest]
+) -> None:
+    request = create(ALICE)
+    real = request.recipients[0].token
+    forged = "AAAA-AAAA" if real != "AAAA-AAAA" else "BBBB-BBBB"
+    unknown = process(engine, source(1), reply(forged))
+    assert unknown.status == MessageStatus.IGNORED
+    assert f"token {forged} in In-Reply-To/References matches no request" in unknown.reason
+    with transaction(engine) as session:  # someone with database access but not the secret
+        session.execute(update(Recipient).values(token=forged))
+    tampered = process(engine, source(2), reply(forged, body="Approved!"))
+    assert tampered.status == MessageStatus.IGNORED
+    assert "does not verify against the token secret" in tampered.reason
+    assert request_status(engine, request.id) == RequestStatus.PENDING
+
+
+def test_the_request_subject_words_never_count(
+    engine: Engine, create: Callable[..., RegisteredRequest]
+) -> None:
+    request = create(ALICE, subject="Approved budget needs review")
+    token = request.recipients[0].token
+    result = process(
+        engine,
+        source(1),
+        reply(
+            token,
+            body="Can you call me first?",
+            subject=f"RE: Approved budget needs review [{token}]",
+        ),
+    )
+    assert result.intent == Intent.UNKNOWN and not result.decisive
+
+
+def test_unreadable_messages_and_pipeline_crashes_are_quarantined(
+    engine: Engine, create: Callable[..., RegisteredRequest], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    garbage = process(engine, source(1), b"\x00\x01\x02 not a message")
+    assert garbage.status == MessageStatus.QUARANTINED
+    token = create(ALICE).recipients[0].token
+
+    def explode(*_args: object) -> None:
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr("ingest.pipeline.decide", explode)
+    crashed = process(engine, source(2), reply(token))
+    assert crashed.status == MessageStatus.QUARANTINED
+    assert "processing failed (RuntimeError: simulated bug)" in crashed.reason
+    assert events(engine) == ["message.quarantined", "message.quarantined"]
+    with read_session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Response)) == 0
+
+
+def test_old_mail_is_left_alone_unless_it_answers_a_request(
+    engine: Engine, create: Callable[..., RegisteredRequest]
+) -> None:
+    token = create(ALICE).recipients[0].token
+    watched_since = utcnow()
+    old = SourceRef("approvals", "imap:INBOX:1:1", received_at=watched_since - timedelta(days=400))
+    stray = b"From: bob@example.test\r\nSubject: Q3 numbers\r\nMessage-ID: <q3@x>\r\n\r\nsee attached\r\n"
+    left = process_message(engine, CONFIG, Arrival(old, stray, backlog_before=watched_since))
+    assert left.status == MessageStatus.IGNORED
+    assert "arrived before ackmail started watching this mailbox" in left.reason
+    late_reply = SourceRef(
+        "approvals", "imap:INBOX:1:2", received_at=watched_since - timedelta(hours=1)
+    )
+    answered = process_message(engine, CONFIG, Arrival(late_reply, reply(token), watched_since))
+    assert answered.decisive
+    assert events(engine) == ["response.recorded", "request.approved"]
+
+
+def test_dry_run_records_nothing(engine: Engine, create: Callable[..., RegisteredRequest]) -> None:
+    request = create(ALICE)
+    result = process(engine, source(1), reply(request.recipients[0].token), dry_run=True)
+    assert result.decisive and "settles the request" in result.reason
+    assert request_status(engine, request.id) == RequestStatus.PENDING
+    assert events(engine) == []
+    with read_session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Message)) == 0
+
+
+def test_a_quarantined_message_is_reprocessed_once_after_a_fix(
+    engine: Engine, create: Callable[..., RegisteredRequest], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request = create(ALICE)
+    raw = reply(request.recipients[0].token)
+    with monkeypatch.context() as patch:
+        patch.setattr("ingest.pipeline.decide", lambda *_: 1 / 0)
+        broken = process(engine, source(1), raw)
+    assert broken.status == MessageStatus.QUARANTINED and broken.message_id is not None
+    fixed = reprocess(engine, CONFIG, broken.message_id)
+    assert fixed.decisive and request_status(engine, request.id) == RequestStatus.APPROVED
+    with read_session(engine) as session:
+        messages = session.scalars(select(Message)).all()
+        assert [(m.source_key, m.status) for m in messages] == [
+            ("imap:INBOX:1:1", MessageStatus.PROCESSED)
+        ]
+        assert messages[0].reasons[0].startswith(f"reprocessed; was message #{broken.message_id}")
+    with pytest.raises(UserError, match="would record its response twice"):
+        reprocess(engine, CONFIG, messages[0].id)
+    assert process(engine, source(1), raw).duplicate
+
+
+def test_raw_bytes_are_kept_and_pruned(engine: Engine) -> None:
+    result = process(engine, source(1), b"From: a@example.test\r\nSubject: x\r\n\r\nhello\r\n")
+    with transaction(engine) as session:
+        assert session.get_one(RawMessage, result.message_id).raw.endswith(b"hello\r\n")
+        assert prune_raw(session, utcnow() - timedelta(days=1)) == 0
+        assert prune_raw(session, utcnow() + timedelta(seconds=1)) == 1
+    assert result.message_id is not None
+    with pytest.raises(UserError, match="no longer kept"):
+        reprocess(engine, CONFIG, result.message_id)
