@@ -98,6 +98,7 @@ class ParsedMessage:
     intent_reasons: tuple[str, ...] = ()
     defects: tuple[str, ...] = ()
     problem: str | None = None
+    # The few decoded headers later hops read (today: From as written, for the record).
     headers: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -53,7 +53,7 @@ def parse_message(raw: bytes, options: ParseOptions) -> ParsedMessage:
         intent=Intent.UNKNOWN,
         reasons=(*kind_reasons, *sender.reasons),
         defects=decoded.defects,
-        headers=decoded.headers.as_dict(),
+        headers={"From": decoded.headers.get("From") or ""},
     )
     if kind not in (MessageKind.REPLY, MessageKind.NEW):
         return parsed
