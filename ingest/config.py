@@ -17,6 +17,7 @@ from typing import Any
 
 from ingest.config_reader import Secret, Section
 from ingest.errors import ConfigError
+from ingest.parse.base import ParseLimits
 
 DEFAULT_CONFIG_NAME = "ackmail.toml"
 DATABASE_URL_ENV = "ACKMAIL_DATABASE_URL"
@@ -126,6 +127,7 @@ class Settings:
     smtp: SmtpConfig | None = None
     rules_file: Path | None = None
     intents_file: Path | None = None
+    limits: ParseLimits = field(default_factory=ParseLimits)
     state_dir: Path = Path(".ackmail")
     keep_raw: str = "30d"
 
@@ -161,6 +163,7 @@ def load_settings(path: Path, *, require_file: bool = True) -> Settings:
         smtp=_smtp(root.section("smtp"), required=False),
         rules_file=_single_path(root.section("rules"), "file"),
         intents_file=_single_path(root.section("intents"), "file"),
+        limits=_limits(root.section("limits")),
         **_service(root.section("service"), path),
     )
     root.finish()
@@ -171,6 +174,21 @@ def _single_path(section: Section, key: str) -> Path | None:
     value: Path | None = section.file_path(key, default=None)
     section.finish()
     return value
+
+
+def _limits(section: Section) -> ParseLimits:
+    """Bounds on one message; the defaults suit mail that carries decisions."""
+    default = ParseLimits()
+    result = ParseLimits(
+        max_bytes=section.integer("max_bytes", default=default.max_bytes, low=10_000, high=2**31),
+        max_parts=section.integer("max_parts", default=default.max_parts, low=1, high=100_000),
+        max_depth=section.integer("max_depth", default=default.max_depth, low=1, high=1000),
+        max_headers=section.integer(
+            "max_headers", default=default.max_headers, low=10, high=100_000
+        ),
+    )
+    section.finish()
+    return result
 
 
 def _service(section: Section, path: Path) -> dict[str, Any]:

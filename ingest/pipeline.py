@@ -70,6 +70,7 @@ class PipelineConfig:
 def parse_options(settings: Settings) -> ParseOptions:
     """The parser's configuration: sender trust and the intent vocabulary."""
     return ParseOptions(
+        limits=settings.limits,
         trusted_authserv_id=settings.security.trusted_authserv_id,
         require_dmarc_pass=settings.security.require_dmarc_pass,
         vocabulary=load_vocabulary(settings.intents_file),

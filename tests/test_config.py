@@ -10,6 +10,7 @@ import pytest
 
 from ingest.config import load_settings
 from ingest.errors import ConfigError
+from ingest.pipeline import parse_options
 
 FULL = """
 [database]
@@ -202,3 +203,12 @@ def test_unknown_mailbox_lists_the_known_ones(tmp_path: Path, secrets_env: None)
     settings = load_settings(write(tmp_path, FULL))
     with pytest.raises(ConfigError, match="configured: approvals, alerts, local"):
         settings.mailbox("aproovals")
+
+
+def test_limits_reach_the_parser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ACKMAIL_DATABASE_URL", raising=False)
+    settings = load_settings(write(tmp_path, "[limits]\nmax_bytes = 20000\nmax_parts = 5\n"))
+    assert parse_options(settings).limits.max_bytes == 20000
+    assert settings.limits.max_parts == 5
+    with pytest.raises(ConfigError, match="key 'max_depth' must be between 1 and 1000"):
+        load_settings(write(tmp_path, "[limits]\nmax_depth = 0\n"))
