@@ -115,9 +115,12 @@ def process_message(
     try:
         if dry_run:
             with Session(engine) as session:
-                return _Job(session, config, arrival).run()
-        with transaction(engine) as session:
-            return _Job(session, config, arrival).run()
+                job = _Job(session, config, arrival)
+                result = job.run()
+        else:
+            with transaction(engine) as session:
+                job = _Job(session, config, arrival)
+                result = job.run()
     except IntegrityError:
         return _after_conflict(engine, arrival)
     except DBAPIError as exc:
@@ -135,6 +138,29 @@ def process_message(
             f"processing failed ({type(exc).__name__}: {exc}); "
             "kept for 'ackmail messages reprocess' after a fix",
         )
+    _log_result(arrival, job.parsed, result, dry_run)
+    return result
+
+
+def _log_result(
+    arrival: Arrival, parsed: ParsedMessage | None, result: Processed, dry_run: bool
+) -> None:
+    """One structured line per message, after its record committed (or was rolled back)."""
+    fields = {
+        "mailbox": arrival.source.mailbox,
+        "uid": arrival.source.uid or arrival.source.source_key,
+        "message_id": parsed.message_id if parsed else None,
+        "kind": parsed.kind.value if parsed and not parsed.problem else None,
+        "intent": result.intent.value,
+        "request": result.request_id,
+        "result": result.status.value if result.status else "duplicate",
+        "decisive": result.decisive,
+        "reason": result.reason,
+    }
+    if dry_run:
+        fields["dry_run"] = True
+    level = logging.WARNING if result.status == MessageStatus.QUARANTINED else logging.INFO
+    log.log(level, "message %s", fields["result"], extra={"fields": fields})
 
 
 def reprocess(engine: Engine, config: PipelineConfig, message_id: int) -> Processed:
@@ -189,7 +215,9 @@ def _after_conflict(engine: Engine, arrival: Arrival) -> Processed:
 def quarantine(engine: Engine, config: PipelineConfig, arrival: Arrival, reason: str) -> Processed:
     """Record the message as quarantined with ``reason`` (and tell the rules engine)."""
     with transaction(engine) as session:
-        return _Job(session, config, arrival).quarantined(reason, None, [reason])
+        result = _Job(session, config, arrival).quarantined(reason, None, [reason])
+    _log_result(arrival, None, result, dry_run=False)
+    return result
 
 
 class _Job:
@@ -200,9 +228,10 @@ class _Job:
     ) -> None:
         self.session, self.config, self.arrival = session, config, arrival
         self.notes = [note] if note else []
+        self.parsed: ParsedMessage | None = None
 
     def run(self) -> Processed:
-        parsed = parse_message(self.arrival.raw, self.config.parse)
+        parsed = self.parsed = parse_message(self.arrival.raw, self.config.parse)
         existing = find_recorded(
             self.session, self.arrival.source, content_hash(self.arrival.raw), parsed.message_id
         )

@@ -300,3 +300,17 @@ def test_raw_bytes_are_kept_and_pruned(engine: Engine) -> None:
     assert result.message_id is not None
     with pytest.raises(UserError, match="no longer kept"):
         reprocess(engine, CONFIG, result.message_id)
+
+
+def test_one_structured_log_line_per_message(
+    engine: Engine, create: Callable[..., RegisteredRequest], caplog: pytest.LogCaptureFixture
+) -> None:
+    token = create(ALICE).recipients[0].token
+    with caplog.at_level("INFO", logger="ingest.pipeline"):
+        process(engine, source(7), reply(token))
+    (record,) = [r for r in caplog.records if r.name == "ingest.pipeline"]
+    fields = record.fields  # type: ignore[attr-defined]
+    assert fields["mailbox"] == "approvals" and fields["uid"] == 7
+    assert (fields["kind"], fields["intent"], fields["result"]) == ("reply", "approve", "processed")
+    assert fields["decisive"] is True and fields["message_id"].endswith("@mail.example.test>")
+    assert SECRET not in str(fields)

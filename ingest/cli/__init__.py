@@ -7,7 +7,6 @@ success, 1 on a failure the message explains, 2 on bad usage (argparse).
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -15,8 +14,7 @@ from ingest import __version__
 from ingest.cli.commands import COMMANDS
 from ingest.cli.context import CommandContext
 from ingest.errors import AckmailError
-
-log = logging.getLogger("ackmail")
+from ingest.logs import FORMATS, configure_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="configuration file (default: $ACKMAIL_CONFIG, else ./ackmail.toml)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default="text",
+        help="log lines as text (default) or one JSON object per line",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for register in COMMANDS:
         register(sub)
@@ -41,10 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose=args.verbose, fmt=args.log_format)
     context = CommandContext(args)
     try:
         return int(args.handler(context) or 0)
