@@ -247,7 +247,10 @@ def test_old_mail_is_left_alone_unless_it_answers_a_request(
     token = create(ALICE).recipients[0].token
     watched_since = utcnow()
     old = SourceRef("approvals", "imap:INBOX:1:1", received_at=watched_since - timedelta(days=400))
-    stray = b"From: bob@example.test\r\nSubject: Q3 numbers\r\nMessage-ID: <q3@x>\r\n\r\nsee attached\r\n"
+    stray = (
+        b"From: bob@example.test\r\nSubject: Q3 numbers\r\nMessage-ID: <q3@x>\r\n\r\n"
+        b"see attached\r\n"
+    )
     left = process_message(engine, CONFIG, Arrival(old, stray, backlog_before=watched_since))
     assert left.status == MessageStatus.IGNORED
     assert "arrived before ackmail started watching this mailbox" in left.reason
