@@ -191,6 +191,7 @@ class Vocabulary:
         """The intent lists compiled for matching (built on first use)."""
         # A line ending in one of these ("I do not") goes on in the next line.
         dangling = phrase_pattern(self.folded("negators", "soft_negators", "hedges"))
+        negation = phrase_pattern(self.folded("negators", "soft_negators"))
         prefixes = "|".join(
             map(re.escape, dict.fromkeys(w.casefold() for w in self.union("subject_prefixes")))
         )
@@ -201,9 +202,7 @@ class Vocabulary:
             qualifiers=re.compile(phrase_pattern(self.folded(*QUALIFIER_KEYS))),
             doubts=re.compile(phrase_pattern(self.folded("doubts"))),
             take_back=re.compile(
-                rf"(?:^|[,;:.!?…]|\s[-–—])\s*(?:{phrase_pattern(self.folded('negators', 'soft_negators'))})"
-                rf"\s*(?=[,;:.!?…]|$)",
-                re.MULTILINE,
+                rf"(?:^|[,;:.!?…]|\s[-–—])\s*(?:{negation})\s*(?=[,;:.!?…]|$)", re.MULTILINE
             ),
             strong_negators={
                 lang.code: frozenset(" ".join(fold(w).split()) for w in lang.get("negators"))

@@ -81,6 +81,6 @@ def test_device_code_login_then_status(tmp_path: Path, idp: IdentityProvider) ->
 def test_login_names_an_unknown_mailbox(tmp_path: Path, idp: IdentityProvider) -> None:
     config = write_config(tmp_path, idp)
     result = ackmail(config, "auth", "login", "bob")
-    out, err = result.communicate(timeout=60)
+    _, err = result.communicate(timeout=60)
     assert result.returncode == 1
     assert "no [[mailbox]] is named 'bob' (configured: alice)" in err

@@ -25,7 +25,10 @@ REPLY = (
 def test_a_reply_gets_kind_sender_reply_text_and_intent_with_evidence() -> None:
     parsed = parse_message(REPLY, OPTIONS)
     assert (parsed.kind, parsed.intent, parsed.reply_text) == (
-        MessageKind.REPLY, Intent.APPROVE, "Approved.")
+        MessageKind.REPLY,
+        Intent.APPROVE,
+        "Approved.",
+    )
     assert parsed.sender.address == "alice@example.test"
     assert parsed.headers == {"From": "Alice <alice@example.test>"}
     assert "Ref: R7K2-9QXM" in parsed.body_text  # the footer survives for correlation
@@ -43,8 +46,11 @@ def test_non_replies_carry_no_intent_and_no_reply_text() -> None:
 def test_read_intent_drops_the_request_subject_words() -> None:
     subject = b"Subject: RE: Budget approval needed [R7K2-9QXM] - approved"
     parsed = parse_message(
-        REPLY.replace(b"Subject: RE: Budget approval needed [R7K2-9QXM]", subject)
-        .replace(b"Approved.", b"Thanks."), OPTIONS)
+        REPLY.replace(b"Subject: RE: Budget approval needed [R7K2-9QXM]", subject).replace(
+            b"Approved.", b"Thanks."
+        ),
+        OPTIONS,
+    )
     assert parsed.intent == Intent.UNKNOWN  # without the request subject nothing is added
     reread = read_intent(parsed, OPTIONS, request_subject="Budget approval needed")
     assert reread.intent == Intent.APPROVE
@@ -58,7 +64,9 @@ def test_a_message_over_a_limit_is_a_problem_not_an_exception() -> None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.binary(max_size=4000) | st.text(max_size=3000).map(lambda t: t.encode("utf-8", "replace")))
+@given(
+    st.binary(max_size=4000) | st.text(max_size=3000).map(lambda t: t.encode("utf-8", "replace"))
+)
 def test_any_bytes_give_a_result_or_a_problem_quickly(raw: bytes) -> None:
     started = time.perf_counter()
     parsed = parse_message(REPLY[:200] + raw, OPTIONS)
