@@ -55,7 +55,19 @@ def _text(value: Any) -> str:
 
 
 class _AckmailHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The handler ackmail installs, told apart from any other on the root logger."""
+    """The handler ackmail installs, told apart from any other on the root logger.
+
+    It writes to whatever ``sys.stderr`` is when a record arrives, so a worker thread
+    that outlives a redirected stderr (a test's capture) still has a stream.
+    """
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
 
 
 def configure_logging(*, verbose: bool = False, fmt: str = "text") -> None:

@@ -5,4 +5,5 @@ pytest_plugins: list[str] = [
     "tests.servers.postgres_fixtures",
     "tests.servers.dovecot_fixtures",
     "tests.servers.idp_fixtures",
+    "tests.servers.rules_fixtures",
 ]

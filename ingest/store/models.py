@@ -237,6 +237,8 @@ class Event(Base):
     payload: Mapped[JsonDict]
     created_at: Mapped[CreatedAt]
     processed_at: Mapped[Timestamp | None]
+    # Which rules fired and why each other did not, written when the rules engine took it.
+    rule_trace: Mapped[list[Any] | None] = mapped_column(JSON)
 
 
 class Outcome(Base):

@@ -270,6 +270,7 @@ def upgrade() -> None:
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("rule_trace", sa.JSON(), nullable=True),
         sa.ForeignKeyConstraint(
             ["message_id"],
             ["messages.id"],

@@ -5,7 +5,18 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from ingest.cli.commands import auth, db, init, listing, parse, request, stats
+from ingest.cli.commands import (
+    auth,
+    db,
+    dispatch,
+    init,
+    listing,
+    outcomes,
+    parse,
+    request,
+    rules,
+    stats,
+)
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -18,4 +29,7 @@ COMMANDS: tuple[Register, ...] = (
     parse.register,
     listing.register,
     stats.register,
+    rules.register,
+    dispatch.register,
+    outcomes.register,
 )

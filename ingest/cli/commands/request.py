@@ -1,16 +1,28 @@
-"""``ackmail request create``: register a pending approval or alert and print what to send."""
+"""``ackmail request create``: register a pending approval or alert and print what to send.
+
+With ``--send`` ackmail also sends each responder their email through ``[smtp]``
+and records ``sent_at`` for every one that went out.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from typing import Any
 
+from sqlalchemy import update
+
+from ingest.auth import TokenProviders
 from ingest.cli.context import CommandContext
+from ingest.config import Settings, SmtpConfig
 from ingest.errors import ConfigError
-from ingest.register import NewRequest, register_request
+from ingest.register import NewRequest, RegisteredRequest, register_request
 from ingest.store.db import transaction
-from ingest.store.models import RequestKind
-from ingest.timeutil import parse_duration
+from ingest.store.models import Recipient, RequestKind
+from ingest.timeutil import isoformat_z, parse_duration, utcnow
+from rules.mail import Mailer
+from rules.outgoing import RecipientMail, SendFailure, send_request_emails
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,6 +46,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="how long answers are accepted, e.g. 3d (default [requests] default_expires)",
     )
     create.add_argument("--policy", default="any", help="any | all | N responders must agree")
+    create.add_argument(
+        "--send", action="store_true", help="send each responder their email through [smtp]"
+    )
     create.set_defaults(handler=run_create)
 
 
@@ -53,6 +68,7 @@ def run_create(ctx: CommandContext) -> int:
             f"{settings.path}: [security] token_secret is not set; requests need it "
             "to sign their tokens (run 'ackmail init' to generate one)"
         )
+    smtp = _smtp_for_sending(settings) if a.send else None
     new = NewRequest(
         kind=RequestKind(a.kind),
         ref=a.ref,
@@ -65,5 +81,52 @@ def run_create(ctx: CommandContext) -> int:
         registered = register_request(
             session, new, secret=settings.security.token_secret.reveal(), config=settings.requests
         )
-    print(json.dumps(registered.as_json(), indent=2, ensure_ascii=False))
+    output = registered.as_json()
+    failures = _send(ctx, registered, smtp, output) if smtp is not None else []
+    print(json.dumps(output, indent=2, ensure_ascii=False))
+    for failure in failures:
+        print(f"ackmail: the email to {failure.address} was not sent: {failure.error}",
+              file=sys.stderr)
+    if failures:
+        print(f"ackmail: request #{registered.id} is registered; send the instructions above "
+              "to the responders who did not get them", file=sys.stderr)
+        return 1
     return 0
+
+
+def _smtp_for_sending(settings: Settings) -> SmtpConfig:
+    """Checked before the request is registered, so a missing [smtp] registers nothing."""
+    if settings.smtp is None:
+        raise ConfigError(
+            f"{settings.path}: --send needs an [smtp] table to send through; add one "
+            "(host, port, security, auth, from_address) or leave out --send"
+        )
+    return settings.smtp
+
+
+def _send(
+    ctx: CommandContext, registered: RegisteredRequest, smtp: SmtpConfig, output: dict[str, Any]
+) -> list[SendFailure]:
+    settings = ctx.settings
+    mailer = Mailer(smtp, TokenProviders(settings.state_dir, settings.security.cache_key))
+    sent_at: dict[str, str | None] = {}
+
+    def record(recipient: RecipientMail) -> None:
+        now = utcnow()
+        with transaction(ctx.store()) as session:
+            session.execute(
+                update(Recipient).where(Recipient.token == recipient.token).values(sent_at=now)
+            )
+        sent_at[recipient.token] = isoformat_z(now)
+
+    failures = send_request_emails(
+        mailer,
+        registered,
+        registered.recipients,
+        domain=settings.requests.message_id_domain,
+        reply_to=settings.requests.reply_address,
+        on_sent=record,
+    )
+    for entry in output["recipients"]:
+        entry["sent_at"] = sent_at.get(entry["token"])
+    return failures
