@@ -29,7 +29,7 @@ def run_init(ctx: CommandContext) -> int:
         print(f"{path}: exists, left as it is")
     else:
         _write_example(path)
-        print(f"{path}: written (an example: edit it to add mailboxes)")
+        print(f"{path}: written, with rules.toml beside it (examples: add your mailboxes)")
     migrate.upgrade(ctx.engine)
     print(
         f"{safe_url(ctx.settings.database_url)}: at revision {migrate.current_revision(ctx.engine)}"
@@ -38,14 +38,21 @@ def run_init(ctx: CommandContext) -> int:
     return 0
 
 
+def _template(name: str) -> str:
+    return resources.files("ingest.cli").joinpath(f"templates/{name}").read_text("utf-8")
+
+
 def _write_example(path: Path) -> None:
-    template = resources.files("ingest.cli").joinpath("templates/ackmail.toml").read_text("utf-8")
+    """The example config, the keys it names, and the default rules file beside it."""
     key_dir = path.parent / ".ackmail"
+    rules = path.parent / "rules.toml"
     try:
         key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         for name in KEY_NAMES:
             _write_key(key_dir / name)
-        path.write_text(template, encoding="utf-8")
+        if not rules.exists():
+            rules.write_text(_template("rules.toml"), encoding="utf-8")
+        path.write_text(_template("ackmail.toml"), encoding="utf-8")
     except OSError as exc:
         raise UserError(
             f"cannot write {exc.filename}: {exc.strerror}; choose a writable place "
