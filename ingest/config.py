@@ -116,6 +116,15 @@ class RequestsConfig:
 
 
 @dataclass(frozen=True)
+class ServeConfig:
+    """Where ``ackmail serve`` listens; a non-loopback host needs a bearer token."""
+
+    host: str = "127.0.0.1"
+    port: int = 8025
+    token: Secret | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole configuration, loaded once and never mutated."""
 
@@ -130,6 +139,7 @@ class Settings:
     limits: ParseLimits = field(default_factory=ParseLimits)
     state_dir: Path = Path(".ackmail")
     keep_raw: str = "30d"
+    serve: ServeConfig = field(default_factory=ServeConfig)
 
     def mailbox(self, name: str) -> MailboxConfig:
         """The mailbox called ``name``, or a ConfigError listing the known ones."""
@@ -164,6 +174,7 @@ def load_settings(path: Path, *, require_file: bool = True) -> Settings:
         rules_file=_single_path(root.section("rules"), "file"),
         intents_file=_single_path(root.section("intents"), "file"),
         limits=_limits(root.section("limits")),
+        serve=_serve(root.section("serve")),
         **_service(root.section("service"), path),
     )
     root.finish()
@@ -188,6 +199,23 @@ def _limits(section: Section) -> ParseLimits:
         ),
     )
     section.finish()
+    return result
+
+
+def _serve(section: Section) -> ServeConfig:
+    """The ops web server; off loopback every page but /healthz needs the token."""
+    result = ServeConfig(
+        host=section.text("host", default="127.0.0.1"),
+        port=section.integer("port", default=8025, low=1, high=65535),
+        token=section.secret("token"),
+    )
+    section.finish()
+    if result.host not in LOOPBACK_HOSTS and result.token is None:
+        section.fail(
+            "token",
+            f"is required when host is '{result.host}' (not loopback): the ops pages would be "
+            'open to the network; set token = { env = "NAME" } or bind to 127.0.0.1',
+        )
     return result
 
 

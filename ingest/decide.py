@@ -153,7 +153,7 @@ def _apply_policy(request: Request, vote: Vote, prior: Sequence[Response]) -> De
     policy = Policy.parse(request.policy, len(request.recipients))
     outcome = DECIDING_INTENTS[request.kind][vote.intent]
     agreeing = 1 + sum(1 for r in prior if r.counted and r.intent == vote.intent)
-    if _blocks_quorum(request, vote, prior, policy):
+    if policy.required > 1 and _blocks_quorum(request, vote, prior, policy):
         return Decision(
             True,
             outcome,
@@ -167,6 +167,9 @@ def _apply_policy(request: Request, vote: Vote, prior: Sequence[Response]) -> De
             f"{vote.intent} by {vote.sender.address} settles the request "
             f"({agreeing} of {policy.required} needed, policy {policy.text})",
         )
+    if vote.intent == Intent.REJECT:
+        return Decision(True, None, f"counted: {agreeing} reject(s); {policy.required} approvals "
+                                    f"can still be reached (policy {policy.text})")
     return Decision(
         True,
         None,

@@ -212,3 +212,46 @@ def test_limits_reach_the_parser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert settings.limits.max_parts == 5
     with pytest.raises(ConfigError, match="key 'max_depth' must be between 1 and 1000"):
         load_settings(write(tmp_path, "[limits]\nmax_depth = 0\n"))
+
+
+def test_serve_defaults_to_loopback_without_a_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ACKMAIL_DATABASE_URL", raising=False)
+    serve = load_settings(write(tmp_path, "")).serve
+    assert (serve.host, serve.port, serve.token) == ("127.0.0.1", 8025, None)
+
+
+def test_serve_token_is_a_hidden_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ACKMAIL_DATABASE_URL", raising=False)
+    monkeypatch.setenv("TEST_SERVE_TOKEN", "serve-token-value")
+    settings = load_settings(write(tmp_path, """
+        [serve]
+        host = "0.0.0.0"
+        port = 9125
+        token = { env = "TEST_SERVE_TOKEN" }
+    """))
+    assert (settings.serve.host, settings.serve.port) == ("0.0.0.0", 9125)
+    assert settings.serve.token is not None
+    assert settings.serve.token.reveal() == "serve-token-value"
+    assert "serve-token-value" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            "[serve]\nhost = '0.0.0.0'\n",
+            r"\[serve\] key 'token' is required when host is '0.0.0.0' \(not loopback\)",
+        ),
+        ("[serve]\nhost = '127.0.0.2'\n", r"\[serve\] key 'token' is required when host is"),
+        ("[serve]\nport = 0\n", r"\[serve\] key 'port' must be between 1 and 65535"),
+        ("[serve]\nbind = '::1'\n", r"\[serve\] key 'bind' is not a known setting"),
+    ],
+)
+def test_invalid_serve_section(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str, expected: str
+) -> None:
+    monkeypatch.delenv("ACKMAIL_DATABASE_URL", raising=False)
+    with pytest.raises(ConfigError, match=expected):
+        load_settings(write(tmp_path, body))

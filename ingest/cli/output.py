@@ -36,15 +36,16 @@ def to_json(value: Any) -> str:
     return json.dumps(plain(value), ensure_ascii=False, sort_keys=False)
 
 
-def render(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: str) -> str:
-    """Rows as ``table`` (aligned, long text cut), ``json`` (one array) or ``csv`` (with header)."""
+def render(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], fmt: str,
+           width: int = _CELL_WIDTH) -> str:
+    """Rows as ``table`` (aligned, cells cut at ``width``), ``json`` (one array) or ``csv``."""
     if fmt == "json":
         return json.dumps(
             [plain({c: row.get(c) for c in columns}) for row in rows], ensure_ascii=False, indent=1
         )
     if fmt == "csv":
         return _csv(rows, columns)
-    return _table(rows, columns)
+    return _table(rows, columns, width)
 
 
 def _csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
@@ -63,10 +64,10 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], width: int) -> str:
     if not rows:
         return "(no rows)"
-    cells = [[_short(row.get(c)) for c in columns] for row in rows]
+    cells = [[_short(row.get(c), width) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
@@ -74,10 +75,10 @@ def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _short(value: Any) -> str:
+def _short(value: Any, width: int) -> str:
     if value is None:
         return "-"
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%SZ")
     text = " ".join(_cell_text(value).split())
-    return text if len(text) <= _CELL_WIDTH else text[: _CELL_WIDTH - 1] + "…"
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -113,7 +113,6 @@ def list_requests(
         .where(Response.request_id == Request.id)
         .scalar_subquery()
     )
-    query = select(Request, responders.label("responders"), responses.label("responses"))
     conditions: list[ColumnElement[bool]] = []
     if status:
         conditions.append(Request.status == RequestStatus(status))
@@ -121,14 +120,22 @@ def list_requests(
         conditions.append(Request.ref.like(glob_to_like(ref), escape="\\"))
     if since:
         conditions.append(Request.created_at >= since)
-    query = query.where(*conditions).order_by(Request.created_at.desc(), Request.id.desc())
+    newest = (Request.created_at.desc(), Request.id.desc())
+    # Page first, count after: the counts are then made for the page's rows only, not
+    # for every row an OFFSET skips.
+    on_page = _paged(select(Request.id).where(*conditions).order_by(*newest), page).subquery()
+    query = (
+        select(Request, responders.label("responders"), responses.label("responses"))
+        .join(on_page, on_page.c.id == Request.id)
+        .order_by(*newest)
+    )
     return [
         {
             **_columns(request, REQUEST_COLUMNS[:-2]),
             "responders": n_recipients,
             "responses": n_responses,
         }
-        for request, n_recipients, n_responses in session.execute(_paged(query, page))
+        for request, n_recipients, n_responses in session.execute(query)
     ]
 
 

@@ -104,6 +104,7 @@ def upgrade() -> None:
     op.create_index(op.f("ix_requests_expires_at"), "requests", ["expires_at"])
     op.create_index(op.f("ix_requests_ref"), "requests", ["ref"])
     op.create_index(op.f("ix_requests_status_created_at"), "requests", ["status", "created_at"])
+    op.create_index(op.f("ix_requests_created_at_id"), "requests", ["created_at", "id"])
     op.create_table(
         "messages",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -293,6 +294,8 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_events_processed_at_id"), "events", ["processed_at", "id"])
     op.create_index(op.f("ix_events_type"), "events", ["type"])
+    op.create_index(op.f("ix_events_request_id"), "events", ["request_id"])
+    op.create_index(op.f("ix_events_message_id"), "events", ["message_id"])
     op.create_table(
         "outcomes",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -344,6 +347,8 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_outcomes_status_next_attempt_at"), table_name="outcomes")
     op.drop_index(op.f("ix_outcomes_event_id"), table_name="outcomes")
     op.drop_table("outcomes")
+    op.drop_index(op.f("ix_events_message_id"), table_name="events")
+    op.drop_index(op.f("ix_events_request_id"), table_name="events")
     op.drop_index(op.f("ix_events_type"), table_name="events")
     op.drop_index(op.f("ix_events_processed_at_id"), table_name="events")
     op.drop_table("events")
@@ -360,6 +365,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_messages_mailbox_recorded_at"), table_name="messages")
     op.drop_index(op.f("ix_messages_content_hash"), table_name="messages")
     op.drop_table("messages")
+    op.drop_index(op.f("ix_requests_created_at_id"), table_name="requests")
     op.drop_index(op.f("ix_requests_status_created_at"), table_name="requests")
     op.drop_index(op.f("ix_requests_ref"), table_name="requests")
     op.drop_index(op.f("ix_requests_expires_at"), table_name="requests")

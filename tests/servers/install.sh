@@ -1,12 +1,14 @@
 #!/bin/sh
-# Install the Dovecot the test harness runs (tests/servers/dovecot.py): the IMAP and POP3
-# daemons of the distribution (Debian/Ubuntu, apt-get).  Idempotent: does nothing when both
-# are there.  Must run as root.  The package's own system instance is not used by the tests
+# Install the system packages the real test servers and clients need (Debian/Ubuntu, apt-get):
+# the Dovecot the test harness runs (tests/servers/dovecot.py), its IMAP and POP3 daemons, and
+# the headless Chromium the ops-page tests drive with Playwright (tests/web/; Playwright never
+# downloads a browser of its own).  Idempotent: does nothing when all are there.  Must run as
+# root.  The package's own system instance is not used by the tests
 # (each test starts a private instance on free loopback ports); on a host with systemd you may
 # stop it with `systemctl disable --now dovecot`.
 set -eu
 
-PACKAGES="dovecot-imapd dovecot-pop3d"
+PACKAGES="dovecot-imapd dovecot-pop3d chromium"
 
 missing=""
 for package in $PACKAGES; do
@@ -18,6 +20,7 @@ done
 if [ -z "$missing" ]; then
     echo "install.sh: already installed:$(for p in $PACKAGES; do printf ' %s' "$p"; done)"
     echo "install.sh: $(dovecot --version 2>/dev/null || /usr/sbin/dovecot --version)"
+    echo "install.sh: $(chromium --version 2>/dev/null)"
     exit 0
 fi
 
@@ -27,7 +30,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
     echo "install.sh: missing:$missing and apt-get is not available; install Dovecot 2.3" \
-         "(IMAP and POP3) with this system's package manager." >&2
+         "(IMAP and POP3) and Chromium with this system's package manager." >&2
     exit 1
 fi
 
@@ -39,4 +42,5 @@ if ! apt-get install -y --no-install-recommends $missing; then
     apt-get update
     apt-get install -y --no-install-recommends $missing
 fi
-echo "install.sh: installed:$missing ($(/usr/sbin/dovecot --version))"
+echo "install.sh: installed:$missing ($(/usr/sbin/dovecot --version);" \
+     "$(chromium --version 2>/dev/null))"

@@ -7,14 +7,19 @@ from collections.abc import Callable
 
 from ingest.cli.commands import (
     auth,
+    check,
     db,
+    demo,
     dispatch,
     init,
     listing,
     outcomes,
     parse,
+    poll,
+    reprocess,
     request,
     rules,
+    serve,
     stats,
 )
 
@@ -22,14 +27,19 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 # Order here is the order `ackmail --help` lists them.
 COMMANDS: tuple[Register, ...] = (
+    demo.register,
     init.register,
     db.register,
     request.register,
     auth.register,
+    check.register,
+    poll.register,
     parse.register,
     listing.register,
+    reprocess.register,  # adds 'messages reprocess': after listing
     stats.register,
     rules.register,
     dispatch.register,
     outcomes.register,
+    serve.register,
 )

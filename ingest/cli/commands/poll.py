@@ -1,0 +1,77 @@
+"""``ackmail poll [--once] [--mailbox NAME] [--dry-run] [--from DATE]``: the main job."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+
+from ingest.cli.arguments import since
+from ingest.cli.commands.auth import providers_for
+from ingest.cli.context import CommandContext
+from ingest.pipeline import PipelineConfig, Processed
+from ingest.poll import MailboxSummary, Poller, PollOptions, PollSummary, stop_on_signals
+from ingest.sources.base import SourceRef
+from ingest.upkeep import Task
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "poll", help="watch the mailboxes (IDLE or polling) and record every new message")
+    parser.add_argument("--once", action="store_true",
+                        help="drain what is there, print a summary and exit")
+    parser.add_argument("--mailbox", action="append", default=[], metavar="NAME",
+                        help="poll only this [[mailbox]] (repeat for more)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="show what would happen to each message; record, move and "
+                             "dispatch nothing (implies --once)")
+    parser.add_argument("--from", dest="backlog_from", type=since, metavar="DATE",
+                        help="mail that arrived before DATE is old mail, acted on only if it "
+                             "answers a request (default: when the mailbox was first watched)")
+    parser.set_defaults(handler=run_poll)
+
+
+def run_poll(ctx: CommandContext, background: Sequence[Task] = ()) -> int:
+    """Poll until SIGTERM/SIGINT (or drained, with --once); 1 if a mailbox failed."""
+    args = ctx.args
+    settings = ctx.settings
+    options = PollOptions(once=args.once or args.dry_run, dry_run=args.dry_run,
+                          backlog_from=args.backlog_from, mailboxes=tuple(args.mailbox))
+    poller = Poller(settings, ctx.store(), PipelineConfig.from_settings(settings),
+                    options=options, background=background, providers=providers_for(settings),
+                    report=show_result if args.dry_run else log_result)
+    with stop_on_signals(poller.stop):
+        summary = poller.run()
+    print(format_summary(summary, dry_run=args.dry_run))
+    return 1 if summary.failed else 0
+
+
+def show_result(mailbox: str, ref: SourceRef, result: Processed) -> None:
+    """A dry run's line per message: what would become of it, and why."""
+    outcome = f"would be {result.status}" if result.status else "already recorded"
+    print(f"{mailbox}  {ref.source_key}  {outcome}: {result.reason}", flush=True)
+
+
+def log_result(mailbox: str, ref: SourceRef, result: Processed) -> None:
+    """The long-running form logs each message (visible with -v)."""
+    log.info("%s %s: %s (%s)", mailbox, ref.source_key, result.status or "duplicate",
+             result.reason)
+
+
+def format_summary(summary: PollSummary, *, dry_run: bool = False) -> str:
+    """One line per mailbox: the counts and the time taken, or the error it ended with."""
+    width = max(len(box.mailbox) for box in summary.mailboxes)
+    lines = ["dry run: nothing was recorded, moved or dispatched"] if dry_run else []
+    lines += [_summary_line(box, width) for box in summary.mailboxes]
+    return "\n".join(lines)
+
+
+def _summary_line(box: MailboxSummary, width: int) -> str:
+    counts = (f"{box.processed} processed, {box.ignored} ignored, "
+              f"{box.quarantined} quarantined, {box.duplicates} duplicates "
+              f"in {box.elapsed_seconds:.1f} s")
+    if box.error:
+        return f"{box.mailbox:<{width}}  FAILED ({counts}): {box.error}"
+    return f"{box.mailbox:<{width}}  {counts}"

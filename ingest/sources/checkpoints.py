@@ -1,0 +1,176 @@
+"""What the store remembers for the source hop: checkpoints, and which messages are recorded.
+
+A checkpoint row per mailbox and folder holds the IMAP cursor (UIDVALIDITY and the
+last acknowledged UID), when the folder was first watched (the onboarding cut-off),
+the last poll, success and error, and a small JSON ``state`` for the auth failure
+episode and daily upkeep marks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
+
+from ingest.auth import AuthError, ReauthRequired
+from ingest.errors import TransientError
+from ingest.record import add_event
+from ingest.sources.source import Cursor
+from ingest.store.db import read_session, transaction
+from ingest.store.models import Checkpoint, Message, MessageStatus
+from ingest.timeutil import utcnow
+
+AUTH_EPISODE = "auth_failure"
+_LOOKUP_CHUNK = 500
+_ERROR_LIMIT = 2000
+
+
+@dataclass(frozen=True)
+class Position:
+    """A checkpoint as the poller uses it."""
+
+    cursor: Cursor
+    first_watched_at: datetime
+    state: dict[str, Any]
+
+
+@contextmanager
+def _database(what: str) -> Iterator[None]:
+    """A database that cannot be reached is a transient fault for the poller."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except DBAPIError as exc:
+        raise TransientError(f"database error while {what}: {exc.orig}; it will be retried") \
+            from None
+
+
+class Checkpoints:
+    """The checkpoint of one mailbox folder; every method is its own short transaction."""
+
+    def __init__(self, engine: Engine, mailbox: str, folder: str) -> None:
+        self.engine = engine
+        self.mailbox = mailbox
+        self.folder = folder
+
+    def _row(self, session: Session) -> Checkpoint | None:
+        query = select(Checkpoint).where(Checkpoint.mailbox == self.mailbox,
+                                         Checkpoint.folder == self.folder)
+        return session.scalars(query).first()
+
+    def peek(self) -> Position | None:
+        """The stored position, or None when the folder was never watched."""
+        with _database("reading a checkpoint"), read_session(self.engine) as session:
+            row = self._row(session)
+            return _position(row) if row else None
+
+    def load(self) -> Position:
+        """The stored position; the first call for a folder records ``first_watched_at``."""
+        try:
+            with _database("creating a checkpoint"), transaction(self.engine) as session:
+                row = self._row(session)
+                if row is None:
+                    row = Checkpoint(mailbox=self.mailbox, folder=self.folder,
+                                     first_watched_at=utcnow(), state={})
+                    session.add(row)
+                    session.flush()
+                return _position(row)
+        except IntegrityError:  # another process created it at the same moment
+            position = self.peek()
+            assert position is not None
+            return position
+
+    def advance(self, cursor: Cursor) -> None:
+        """After a batch was acknowledged on the server: move the cursor, note the success."""
+        with _database(f"updating the checkpoint of {self.mailbox}"), \
+                transaction(self.engine) as session:
+            row = self._require(session)
+            row.uidvalidity, row.last_uid = cursor.uidvalidity, cursor.last_uid
+            row.last_poll_at = row.last_success_at = utcnow()
+            row.last_error = None
+
+    def connected(self) -> None:
+        """A login worked: the error and any auth failure episode are over."""
+        with _database(f"updating the checkpoint of {self.mailbox}"), \
+                transaction(self.engine) as session:
+            row = self._require(session)
+            row.last_error = None
+            if AUTH_EPISODE in row.state:
+                row.state = {k: v for k, v in row.state.items() if k != AUTH_EPISODE}
+
+    def failed(self, error: str) -> None:
+        """A poll failed: keep the reason for ``ackmail stats``."""
+        with _database(f"updating the checkpoint of {self.mailbox}"), \
+                transaction(self.engine) as session:
+            row = self._require(session)
+            row.last_poll_at = utcnow()
+            row.last_error = error[:_ERROR_LIMIT]
+
+    def auth_failed(self, error: AuthError) -> bool:
+        """Record one ``auth.failed`` event per episode (until the next good login).
+
+        Returns True when this call opened the episode (and wrote the event).
+        """
+        with _database(f"updating the checkpoint of {self.mailbox}"), \
+                transaction(self.engine) as session:
+            row = self._require(session)
+            row.last_poll_at = utcnow()
+            row.last_error = str(error)[:_ERROR_LIMIT]
+            if AUTH_EPISODE in row.state:
+                return False
+            command = error.command if isinstance(error, ReauthRequired) else None
+            detail = {"mailbox": self.mailbox, "cause": error.cause, "fix": error.fix,
+                      "command": command}
+            row.state = {**row.state, AUTH_EPISODE: {"since": utcnow().isoformat(),
+                                                     "cause": error.cause}}
+            event = add_event(session, "auth.failed", detail=detail)
+            event.mailbox = self.mailbox
+            return True
+
+    def mark(self, key: str, when: datetime) -> None:
+        """Remember when a periodic job last ran for this folder (in ``state``)."""
+        with _database(f"updating the checkpoint of {self.mailbox}"), \
+                transaction(self.engine) as session:
+            row = self._require(session)
+            row.state = {**row.state, key: when.isoformat()}
+
+    def _require(self, session: Session) -> Checkpoint:
+        row = self._row(session)
+        if row is None:
+            row = Checkpoint(mailbox=self.mailbox, folder=self.folder,
+                             first_watched_at=utcnow(), state={})
+            session.add(row)
+            session.flush()
+        return row
+
+
+def _position(row: Checkpoint) -> Position:
+    return Position(Cursor(row.uidvalidity, row.last_uid or 0), row.first_watched_at,
+                    dict(row.state or {}))
+
+
+def recorded_keys(engine: Engine, mailbox: str, keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` (source keys) are recorded for ``mailbox``."""
+    found: set[str] = set()
+    with _database("looking up recorded messages"), read_session(engine) as session:
+        for first in range(0, len(keys), _LOOKUP_CHUNK):
+            chunk = list(keys[first:first + _LOOKUP_CHUNK])
+            found.update(session.scalars(select(Message.source_key).where(
+                Message.mailbox == mailbox, Message.source_key.in_(chunk))))
+    return found
+
+
+def message_status(engine: Engine, message_id: int | None) -> MessageStatus:
+    """The status of a recorded message (a duplicate's first record decides its filing)."""
+    if message_id is None:
+        return MessageStatus.PROCESSED
+    with _database("reading a message's status"), read_session(engine) as session:
+        status = session.scalar(select(Message.status).where(Message.id == message_id))
+    return status or MessageStatus.PROCESSED

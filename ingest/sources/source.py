@@ -1,0 +1,132 @@
+"""The contract every mailbox source keeps, and the one registry of sources by protocol.
+
+A source is one connection to one mailbox folder. It only moves bytes: it hands
+out new messages in batches, and touches the server (move, flag, delete) only
+when the poller acknowledges messages whose records are already committed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+from ingest.auth import TokenProviders
+from ingest.config import MailboxConfig
+from ingest.errors import ConfigError
+from ingest.sources.base import SourceRef
+from ingest.store.models import MessageStatus
+
+# Sources ask the store which of these source keys are recorded already (POP3 has no UIDs
+# to keep a cursor with, so the record itself is its memory).
+RecordedLookup = Callable[[Sequence[str]], set[str]]
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """How far a folder has been read: IMAP's UIDVALIDITY and the last acknowledged UID."""
+
+    uidvalidity: int | None = None
+    last_uid: int = 0
+
+    def after(self, ref: SourceRef) -> Cursor:
+        """The cursor once ``ref`` is acknowledged (unchanged for sources without UIDs)."""
+        if ref.uid is None:
+            return self
+        return Cursor(ref.uidvalidity, max(ref.uid, self.last_uid))
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One message as the server holds it."""
+
+    ref: SourceRef
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Messages fetched together, and the cursor once all of them are acknowledged."""
+
+    items: tuple[Fetched, ...]
+    cursor: Cursor
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A message whose record is committed, with what became of it, ready to acknowledge."""
+
+    ref: SourceRef
+    status: MessageStatus
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """Tuning shared by every source; tests shorten the intervals."""
+
+    batch_size: int = 200
+    timeout_seconds: float = 30.0
+    # RFC 2177: servers may drop an IDLE after 30 minutes; Exchange does at 29.
+    idle_renew_seconds: float = 25 * 60
+    # The short first IDLE of each wait, after which the folder is searched once more.
+    idle_settle_seconds: float = 0.5
+    # How often a wait wakes to notice a shutdown request.
+    wake_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What a source is built from: its mailbox, how to log in, and the store's memory."""
+
+    mailbox: MailboxConfig
+    providers: TokenProviders
+    recorded: RecordedLookup
+    options: SourceOptions = SourceOptions()
+    # A dry run changes nothing on the server: no folder is created, the folder is EXAMINEd.
+    read_only: bool = False
+
+
+class Source(Protocol):
+    """One connection to one folder of one mailbox."""
+
+    protocol: ClassVar[str]
+    mailbox: MailboxConfig
+
+    @property
+    def folder(self) -> str:
+        """The folder this source reads (the checkpoint is kept per mailbox and folder)."""
+        ...
+
+    def connect(self) -> None:
+        """Open the connection, log in, open the folder; raises ackmail errors only."""
+        ...
+
+    def fetch(self, cursor: Cursor) -> Iterator[Batch]:
+        """Every message not yet acknowledged past ``cursor``, a batch at a time."""
+        ...
+
+    def acknowledge(self, settled: Sequence[Settled]) -> None:
+        """Move, flag or delete messages on the server; only called after their commit."""
+        ...
+
+    def wait(self, stop: threading.Event) -> None:
+        """Return when new mail may have arrived (IDLE), after the poll interval, or on stop."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection; never raises."""
+        ...
+
+
+SourceFactory = Callable[[SourceContext], Source]
+
+
+def build_registry(*factories: tuple[str, SourceFactory]) -> Mapping[str, SourceFactory]:
+    """The sources keyed by protocol; a protocol named twice is a programming error."""
+    registry: dict[str, SourceFactory] = {}
+    for protocol, factory in factories:
+        if protocol in registry:
+            raise ConfigError(f"two mailbox sources are registered for protocol '{protocol}'")
+        registry[protocol] = factory
+    return registry
