@@ -114,6 +114,7 @@ class MailboxWorker:
         self.tally = Tally()
         self.cursor = Cursor()
         self.backlog_before: datetime | None = None
+        self.sessions = 0
 
     @property
     def name(self) -> str:
@@ -184,6 +185,7 @@ class MailboxWorker:
         source = make_source(self.context, self.registry)
         try:
             source.connect()
+            self.sessions += 1
             if not self.options.dry_run:
                 self.checkpoints.connected()
             self.tally.error = None
@@ -195,7 +197,10 @@ class MailboxWorker:
     def _follow(self, source: Source) -> bool:
         healthy_since = time.monotonic()
         try:
+            reconnected = self.sessions > 1
             while not (self.options.once or self.stop.is_set()):
+                self.checkpoints.heartbeat(idle=self._idles, reconnected=reconnected)
+                reconnected = False
                 source.wait(self.stop)
                 if self.stop.is_set():
                     break
@@ -207,6 +212,11 @@ class MailboxWorker:
             self._note_error(str(exc))
             return True
         return False
+
+    @property
+    def _idles(self) -> bool:
+        """Whether this folder waits in IDLE (else it polls every poll_interval)."""
+        return self.mailbox.protocol == "imap" and self.mailbox.idle
 
     def _load_position(self) -> None:
         if self.backlog_before is not None:

@@ -25,7 +25,7 @@ from ingest.store.db import transaction
 from ingest.timeutil import parse_duration, utcnow
 
 log = logging.getLogger(__name__)
-Task = Callable[[], None]
+Task = Callable[[], object]
 
 PRUNE_EVERY = timedelta(hours=1)
 AUTH_EVERY = timedelta(days=1)

@@ -134,6 +134,16 @@ class Checkpoints:
             event.mailbox = self.mailbox
             return True
 
+    def heartbeat(self, *, idle: bool, reconnected: bool = False) -> None:
+        """The connection is alive and about to wait for mail: what ``/healthz`` reads to
+        tell a stuck IDLE (old heartbeat) from a quiet mailbox (fresh heartbeat, no mail)."""
+        with _database(f"updating the checkpoint of {self.mailbox}"), \
+                transaction(self.engine) as session:
+            row = self._require(session)
+            reconnects = int(row.state.get("reconnects", 0)) + (1 if reconnected else 0)
+            row.state = {**row.state, "idle": idle, "heartbeat_at": utcnow().isoformat(),
+                         "reconnects": reconnects}
+
     def mark(self, key: str, when: datetime) -> None:
         """Remember when a periodic job last ran for this folder (in ``state``)."""
         with _database(f"updating the checkpoint of {self.mailbox}"), \

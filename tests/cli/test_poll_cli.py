@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ingest.store.db import make_engine, read_session
-from ingest.store.models import Message, MessageStatus
+from ingest.store.models import Event, Message, MessageStatus, Outcome, OutcomeStatus
 from tests.cli.conftest import Run
 from tests.servers.dovecot import DovecotServer
 from tests.sources.mail import unrelated
@@ -141,3 +141,27 @@ def test_sigterm_ends_a_running_poll_cleanly(
     assert poll.returncode == 0, err
     assert "approvals  0 processed, 1 ignored" in out
     assert dovecot.list_folder(dovecot.users.bob.address, "ackmail/processed") == 1
+
+
+def test_poll_runs_the_rules_and_delivers_outcomes(
+        run: Run, env: dict[str, str], dovecot: DovecotServer, db_url: str,
+        tmp_path: Path) -> None:
+    (tmp_path / "rules.toml").write_text(
+        '[[rule]]\nname = "stray-mail"\non = ["message.unmatched"]\n'
+        '[[rule.action]]\ntype = "log"\nmessage = "no request for ${message.subject}"\n')
+    config = Path(env["ACKMAIL_CONFIG"])
+    config.write_text(config.read_text() + '\n[rules]\nfile = "rules.toml"\n')
+    assert run("db", "upgrade", env=env).code == 0
+    dovecot.deliver(dovecot.users.bob.address, unrelated())
+
+    assert run("poll", "--once", env=env).code == 0
+
+    engine = make_engine(db_url)
+    try:
+        with read_session(engine) as session:
+            assert session.scalar(select(func.count()).select_from(Event)
+                                  .where(Event.processed_at.is_(None))) == 0
+            outcome = session.scalars(select(Outcome)).one()
+    finally:
+        engine.dispose()
+    assert (outcome.rule, outcome.status) == ("stray-mail", OutcomeStatus.DELIVERED)

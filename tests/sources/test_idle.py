@@ -6,12 +6,16 @@ import functools
 import threading
 import time
 from dataclasses import replace
-from typing import ClassVar
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from ingest.sources.imap import ImapSource
 from ingest.sources.registry import SOURCES
+from ingest.store.db import read_session
+from ingest.store.models import Checkpoint
+from ingest.timeutil import utcnow
 from tests.servers.dovecot import DovecotServer
 from tests.sources.conftest import FAST_SOURCE, PollerFactory, imap_mailbox, running, wait_for
 from tests.sources.mail import message_count, unrelated
@@ -80,3 +84,23 @@ def test_deliveries_right_after_each_record_are_each_noticed_at_once(
             dovecot.deliver(bob, unrelated())
             took = wait_for(functools.partial(_recorded, sqlite_engine, n), 10, f"delivery {n}")
             assert took < 3.0, f"delivery {n} took {took:.1f} s"
+
+
+def test_each_wait_leaves_a_heartbeat_for_the_health_check(
+        dovecot: DovecotServer, sqlite_engine: Engine, make_poller: PollerFactory) -> None:
+    _WaitCounter.waits = 0
+    quick_renewal = replace(FAST_SOURCE, idle_renew_seconds=0.3)
+    with running(make_poller(sqlite_engine, imap_mailbox(dovecot), source=quick_renewal,
+                             registry={**SOURCES, "imap": _WaitCounter})):
+        wait_for(lambda: _WaitCounter.waits >= 3, 10, "three IDLE renewals")
+        first = _state(sqlite_engine)
+        wait_for(lambda: _state(sqlite_engine)["heartbeat_at"] != first["heartbeat_at"], 10,
+                 "a newer heartbeat")
+    state = _state(sqlite_engine)
+    assert state["idle"] is True and state["reconnects"] == 0
+    assert utcnow() - datetime.fromisoformat(state["heartbeat_at"]) < timedelta(seconds=10)
+
+
+def _state(engine: Engine) -> dict[str, Any]:
+    with read_session(engine) as session:
+        return dict(session.scalars(select(Checkpoint.state)).one())

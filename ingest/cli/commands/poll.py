@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from ingest.cli.arguments import since
 from ingest.cli.commands.auth import providers_for
+from ingest.cli.commands.dispatch import build_dispatcher
 from ingest.cli.context import CommandContext
 from ingest.pipeline import PipelineConfig, Processed
 from ingest.poll import MailboxSummary, Poller, PollOptions, PollSummary, stop_on_signals
@@ -30,7 +31,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--from", dest="backlog_from", type=since, metavar="DATE",
                         help="mail that arrived before DATE is old mail, acted on only if it "
                              "answers a request (default: when the mailbox was first watched)")
-    parser.set_defaults(handler=run_poll)
+    parser.add_argument("--no-dispatch", action="store_true",
+                        help="leave the rules and delivery to a separate 'ackmail dispatch'")
+    parser.set_defaults(handler=run_poll_and_dispatch)
+
+
+def run_poll_and_dispatch(ctx: CommandContext) -> int:
+    """The poller, with the dispatcher (rules, delivery, expiry sweep) as its background task."""
+    if ctx.args.dry_run or ctx.args.no_dispatch:
+        return run_poll(ctx)
+    if ctx.settings.rules_file is None:
+        log.warning("no [rules] file is configured: events wait in the outbox until one is")
+        return run_poll(ctx)
+    dispatcher = build_dispatcher(ctx)
+    return run_poll(ctx, background=(dispatcher.run_once,))
 
 
 def run_poll(ctx: CommandContext, background: Sequence[Task] = ()) -> int:
