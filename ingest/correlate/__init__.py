@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from ingest.correlate import tokens
 from ingest.correlate.find import TokenCandidate, TokenSource, find_tokens
@@ -47,10 +47,11 @@ def correlate(
 ) -> Correlation:
     """Match ``parsed`` to a request through the first valid token in trust order."""
     candidates = find_tokens(parsed, reply_address=reply_address)
+    known = _recipients(session, {candidate.token for candidate in candidates})
     reasons: list[str] = []
     chosen: tuple[TokenCandidate, Recipient] | None = None
     for candidate in candidates:
-        recipient = session.scalar(select(Recipient).where(Recipient.token == candidate.token))
+        recipient = known.get(candidate.token)
         problem = _problem(candidate, recipient, secret)
         if problem or recipient is None:
             reasons.append(problem)
@@ -73,6 +74,15 @@ def correlate(
         request=recipient.request,
         reasons=tuple(reasons),
     )
+
+
+def _recipients(session: Session, tokens: set[str]) -> dict[str, Recipient]:
+    """The recipients (with their requests) of ``tokens``, in one query."""
+    if not tokens:
+        return {}
+    query = select(Recipient).where(Recipient.token.in_(tokens)).options(
+        joinedload(Recipient.request))
+    return {recipient.token: recipient for recipient in session.scalars(query)}
 
 
 def _problem(candidate: TokenCandidate, recipient: Recipient | None, secret: str) -> str:
