@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -165,3 +168,37 @@ def test_poll_runs_the_rules_and_delivers_outcomes(
     finally:
         engine.dispose()
     assert (outcome.rule, outcome.status) == ("stray-mail", OutcomeStatus.DELIVERED)
+
+
+def test_poll_once_on_a_terminal_shows_progress(
+        env: dict[str, str], dovecot: DovecotServer, db_url: str, run: Run) -> None:
+    assert run("db", "upgrade", env=env).code == 0
+    dovecot.deliver_many(dovecot.users.bob.address, [unrelated() for _ in range(3)])
+    leader, follower = os.openpty()
+    # A terminal has a size (a bare pty has 0 columns, and tqdm would draw nothing).
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    try:
+        result = subprocess.run([sys.executable, "-m", "ingest", "poll", "--once"],
+                                env={**os.environ, **env}, stdout=subprocess.PIPE,
+                                stderr=follower, text=True, timeout=60)
+        os.close(follower)
+        terminal = _read_all(leader)
+    finally:
+        os.close(leader)
+    assert result.returncode == 0
+    assert "approvals: " in terminal and "3 msg" in terminal  # the bar, on the terminal
+    assert "message ignored" not in terminal  # per-message log lines held back meanwhile
+    assert "approvals  0 processed, 3 ignored" in result.stdout  # the summary, on stdout
+
+
+def _read_all(fd: int) -> str:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # the terminal's other end closed: everything was read
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")

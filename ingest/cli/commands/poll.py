@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
+import threading
 from collections.abc import Sequence
+
+from tqdm import tqdm
 
 from ingest.cli.arguments import since
 from ingest.cli.commands.auth import providers_for
@@ -53,25 +57,51 @@ def run_poll(ctx: CommandContext, background: Sequence[Task] = ()) -> int:
     settings = ctx.settings
     options = PollOptions(once=args.once or args.dry_run, dry_run=args.dry_run,
                           backlog_from=args.backlog_from, mailboxes=tuple(args.mailbox))
+    progress = Progress() if options.once and not args.dry_run and sys.stderr.isatty() else None
     poller = Poller(settings, ctx.store(), PipelineConfig.from_settings(settings),
                     options=options, background=background, providers=providers_for(settings),
-                    report=show_result if args.dry_run else log_result)
-    with stop_on_signals(poller.stop):
-        summary = poller.run()
+                    report=show_result if args.dry_run else progress)
+    try:
+        with stop_on_signals(poller.stop):
+            summary = poller.run()
+    finally:
+        if progress is not None:
+            progress.close()
     print(format_summary(summary, dry_run=args.dry_run))
     return 1 if summary.failed else 0
+
+
+class Progress:
+    """A live count per mailbox on a terminal while ``poll --once`` drains a backlog.
+
+    The per-message log lines are for services; on a terminal they would tear the
+    bars, so the pipeline's are held back to warnings while the bars are shown.
+    """
+
+    def __init__(self) -> None:
+        self.bars: dict[str, tqdm[None]] = {}
+        self.lock = threading.Lock()
+        self.pipeline_log = logging.getLogger("ingest.pipeline")
+        self.level = self.pipeline_log.level
+        self.pipeline_log.setLevel(logging.WARNING)
+
+    def __call__(self, mailbox: str, ref: SourceRef, result: Processed) -> None:
+        with self.lock:
+            if mailbox not in self.bars:
+                self.bars[mailbox] = tqdm(desc=mailbox, unit=" msg", position=len(self.bars),
+                                          file=sys.stderr)
+            self.bars[mailbox].update(1)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.pipeline_log.setLevel(self.level)
 
 
 def show_result(mailbox: str, ref: SourceRef, result: Processed) -> None:
     """A dry run's line per message: what would become of it, and why."""
     outcome = f"would be {result.status}" if result.status else "already recorded"
     print(f"{mailbox}  {ref.source_key}  {outcome}: {result.reason}", flush=True)
-
-
-def log_result(mailbox: str, ref: SourceRef, result: Processed) -> None:
-    """The long-running form logs each message (visible with -v)."""
-    log.info("%s %s: %s (%s)", mailbox, ref.source_key, result.status or "duplicate",
-             result.reason)
 
 
 def format_summary(summary: PollSummary, *, dry_run: bool = False) -> str:
