@@ -155,6 +155,8 @@ def test_poll_runs_the_rules_and_delivers_outcomes(
     config = Path(env["ACKMAIL_CONFIG"])
     config.write_text(config.read_text() + '\n[rules]\nfile = "rules.toml"\n')
     assert run("db", "upgrade", env=env).code == 0
+    assert run("poll", "--once", env=env).code == 0  # watched from now: later mail is new
+    time.sleep(1.1)  # INTERNALDATE has whole seconds
     dovecot.deliver(dovecot.users.bob.address, unrelated())
 
     assert run("poll", "--once", env=env).code == 0

@@ -16,7 +16,6 @@ from ingest.cli.commands import (
     outcomes,
     parse,
     poll,
-    reprocess,
     request,
     rules,
     serve,
@@ -36,7 +35,6 @@ COMMANDS: tuple[Register, ...] = (
     poll.register,
     parse.register,
     listing.register,
-    reprocess.register,  # adds 'messages reprocess': after listing
     stats.register,
     rules.register,
     dispatch.register,

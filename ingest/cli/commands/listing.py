@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ingest.cli.arguments import add_listing_options, page_of, positive_int, since
+from ingest.cli.commands import reprocess
 from ingest.cli.context import CommandContext
 from ingest.cli.output import render
 from ingest.parse.base import Intent, MessageKind
@@ -21,7 +22,7 @@ def _choices(
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     requests = sub.add_parser("requests", help="requests awaiting or given a decision")
-    list_requests = _list_parser(requests, "list requests, newest first")
+    list_requests = _list_parser(_actions(requests), "list requests, newest first")
     list_requests.add_argument("--status", choices=_choices(RequestStatus))
     list_requests.add_argument("--ref", metavar="GLOB", help="external reference, e.g. 'CR-*'")
     list_requests.add_argument(
@@ -30,7 +31,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     list_requests.set_defaults(handler=run_requests)
 
     acks = sub.add_parser("acks", help="recorded responses: who said what, when")
-    list_acks = _list_parser(acks, "list responses, newest first")
+    list_acks = _list_parser(_actions(acks), "list responses, newest first")
     list_acks.add_argument("--since", type=since, help="received within (24h, 7d) or after a date")
     list_acks.add_argument("--intent", choices=_choices(Intent))
     list_acks.add_argument("--request", type=positive_int, metavar="ID")
@@ -38,7 +39,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     list_acks.set_defaults(handler=run_acks)
 
     messages = sub.add_parser("messages", help="every message seen, and why it was or was not used")
-    list_messages = _list_parser(messages, "list messages, newest first")
+    message_actions = _actions(messages)
+    list_messages = _list_parser(message_actions, "list messages, newest first")
     list_messages.add_argument("--status", choices=_choices(MessageStatus))
     list_messages.add_argument("--kind", choices=_choices(MessageKind))
     list_messages.add_argument("--mailbox", metavar="NAME")
@@ -46,10 +48,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--since", type=since, help="recorded within (24h, 7d) or after a date"
     )
     list_messages.set_defaults(handler=run_messages)
+    reprocess.register_under(message_actions)
 
 
-def _list_parser(parent: argparse.ArgumentParser, help_text: str) -> argparse.ArgumentParser:
-    actions = parent.add_subparsers(dest="action", metavar="ACTION", required=True)
+def _actions(
+    parent: argparse.ArgumentParser,
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    return parent.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+
+def _list_parser(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser], help_text: str
+) -> argparse.ArgumentParser:
     parser = actions.add_parser("list", help=help_text)
     add_listing_options(parser)
     return parser

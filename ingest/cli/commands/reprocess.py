@@ -7,7 +7,7 @@ import argparse
 from sqlalchemy import Engine, select
 
 from ingest.cli.context import CommandContext
-from ingest.errors import ConfigError, UserError
+from ingest.errors import UserError
 from ingest.pipeline import PipelineConfig, reprocess
 from ingest.store.db import read_session
 from ingest.store.models import Message, MessageStatus
@@ -15,25 +15,15 @@ from ingest.store.models import Message, MessageStatus
 STATUSES = (MessageStatus.QUARANTINED.value, MessageStatus.IGNORED.value)
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Adds ``reprocess`` under ``messages`` (registered by the listing commands)."""
-    actions = _actions_of(sub, "messages")
+def register_under(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Adds ``reprocess`` to the actions of ``messages`` (the listing commands call this)."""
     parser = actions.add_parser(
-        "reprocess", help="run an ignored or quarantined message through the pipeline again")
+        "reprocess", help="run an ignored or quarantined message through the pipeline again"
+    )
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("id", nargs="?", type=int, help="the message id (see 'messages list')")
     target.add_argument("--status", choices=STATUSES, help="every message with this status")
     parser.set_defaults(handler=run_reprocess)
-
-
-def _actions_of(sub: argparse._SubParsersAction[argparse.ArgumentParser],
-                command: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
-    parent = sub.choices.get(command)
-    found = [a for a in (parent._actions if parent else [])
-             if isinstance(a, argparse._SubParsersAction)]
-    if not found:
-        raise ConfigError(f"the '{command}' command must be registered before 'reprocess'")
-    return found[0]
 
 
 def run_reprocess(ctx: CommandContext) -> int:
@@ -52,8 +42,7 @@ def run_reprocess(ctx: CommandContext) -> int:
             print(f"message #{message_id}: not reprocessed: {exc}")
             failures += 1
             continue
-        print(f"message #{message_id}: now #{result.message_id}, {result.status}: "
-              f"{result.reason}")
+        print(f"message #{message_id}: now #{result.message_id}, {result.status}: {result.reason}")
     return 1 if failures else 0
 
 
