@@ -130,6 +130,9 @@ class Message(Base):
         UniqueConstraint("mailbox", "source_key"),
         Index(None, "status", "recorded_at"),
         Index(None, "mailbox", "recorded_at"),
+        # The second identity (after a UIDVALIDITY change): both columns, or SQLite's
+        # planner scans the mailbox through its (mailbox, recorded_at) index instead.
+        Index(None, "mailbox", "content_hash"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -141,7 +144,7 @@ class Message(Base):
     uidl: Mapped[str | None] = mapped_column(String(100))
     filename: Mapped[str | None] = mapped_column(String(255))
     message_id_header: Mapped[str | None] = mapped_column(String(998), index=True)
-    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(default=0)
     sender: Mapped[str | None] = mapped_column(String(320))
     sender_verified: Mapped[bool | None]

@@ -163,7 +163,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_messages")),
         sa.UniqueConstraint("mailbox", "source_key", name=op.f("uq_messages_mailbox_source_key")),
     )
-    op.create_index(op.f("ix_messages_content_hash"), "messages", ["content_hash"])
+    op.create_index(
+        op.f("ix_messages_mailbox_content_hash"), "messages", ["mailbox", "content_hash"]
+    )
     op.create_index(op.f("ix_messages_mailbox_recorded_at"), "messages", ["mailbox", "recorded_at"])
     op.create_index(op.f("ix_messages_message_id_header"), "messages", ["message_id_header"])
     op.create_index(op.f("ix_messages_request_id"), "messages", ["request_id"])
@@ -363,7 +365,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_messages_request_id"), table_name="messages")
     op.drop_index(op.f("ix_messages_message_id_header"), table_name="messages")
     op.drop_index(op.f("ix_messages_mailbox_recorded_at"), table_name="messages")
-    op.drop_index(op.f("ix_messages_content_hash"), table_name="messages")
+    op.drop_index(op.f("ix_messages_mailbox_content_hash"), table_name="messages")
     op.drop_table("messages")
     op.drop_index(op.f("ix_requests_created_at_id"), table_name="requests")
     op.drop_index(op.f("ix_requests_status_created_at"), table_name="requests")
