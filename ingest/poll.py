@@ -17,11 +17,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 
+from filelock import FileLock, Timeout
 from sqlalchemy import Engine
 
 from ingest.auth import TokenProviders
 from ingest.config import MailboxConfig, Settings
-from ingest.errors import ConfigError
+from ingest.errors import ConfigError, UserError
 from ingest.pipeline import PipelineConfig
 from ingest.poll_worker import MailboxWorker, PollOptions, Report, RetryPolicy, Tally
 from ingest.sources.checkpoints import recorded_keys
@@ -76,6 +77,7 @@ class Poller:
                  registry: Mapping[str, SourceFactory] = SOURCES,
                  report: Report | None = None) -> None:
         self.options = options = options or PollOptions()
+        self.engine = engine
         self._stop = threading.Event()
         self.providers = providers or TokenProviders(settings.state_dir,
                                                      settings.security.cache_key)
@@ -100,6 +102,10 @@ class Poller:
 
     def run(self) -> PollSummary:
         """Poll until stopped (or drained, with ``once``); returns the per-mailbox summary."""
+        with single_sqlite_poller(self.engine, dry_run=self.options.dry_run):
+            return self._run()
+
+    def _run(self) -> PollSummary:
         threads = [threading.Thread(target=w.run, name=f"poll-{w.name}", daemon=True)
                    for w in self.workers]
         upkeep = None
@@ -118,6 +124,31 @@ class Poller:
         elif not self.options.dry_run:
             self.upkeep.tick()
         return PollSummary(tuple(MailboxSummary.of(w.name, w.tally) for w in self.workers))
+
+
+@contextmanager
+def single_sqlite_poller(engine: Engine, *, dry_run: bool = False) -> Iterator[None]:
+    """On SQLite, hold a lock file beside the database for the whole run: one poller only.
+
+    SQLite has no row locks to share mailboxes between workers (PostgreSQL does), so a
+    second poller is refused with a sentence that says why, instead of fighting the first.
+    """
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:" or dry_run:
+        yield
+        return
+    lock = FileLock(f"{database}.poller.lock", timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise UserError(
+            f"another 'ackmail poll' is already running on the SQLite database {database}; "
+            "SQLite takes one poller (stop the other, or use PostgreSQL to run several)"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def select_mailboxes(settings: Settings, names: Sequence[str]) -> list[MailboxConfig]:

@@ -13,9 +13,9 @@ from sqlalchemy import Engine, func, select, update
 
 from ingest.auth import TokenProviders
 from ingest.config import MailboxConfig
-from ingest.errors import ConfigError
+from ingest.errors import ConfigError, UserError
 from ingest.pipeline import Processed
-from ingest.poll import Poller
+from ingest.poll import Poller, single_sqlite_poller
 from ingest.sources.base import SourceRef
 from ingest.store.db import read_session, transaction
 from ingest.store.models import (
@@ -261,3 +261,17 @@ def test_request_status_is_unchanged_by_a_dry_run(
     with read_session(sqlite_engine) as session:
         assert session.get_one(Request, request.id).status == RequestStatus.PENDING
     assert len(list((tmp_path / "M" / "new").iterdir())) == 1
+
+
+def test_sqlite_takes_one_poller_and_says_so(engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        with single_sqlite_poller(engine), single_sqlite_poller(engine):
+            return  # PostgreSQL shares mailboxes between pollers: no lock
+    refused = r"another 'ackmail poll' is already running on the SQLite database .*one poller"
+    with single_sqlite_poller(engine):
+        with pytest.raises(UserError, match=refused), single_sqlite_poller(engine):
+            pass
+        with single_sqlite_poller(engine, dry_run=True):
+            pass  # a dry run changes nothing, so it may look while the poller runs
+    with single_sqlite_poller(engine):
+        pass  # released when the first poller ended
