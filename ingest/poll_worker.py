@@ -1,7 +1,7 @@
-"""One mailbox folder, one thread: fetch -> process_message -> acknowledge -> checkpoint.
+"""One mailbox folder, one thread: fetch -> process_batch -> acknowledge -> checkpoint.
 
 The order is the guarantee: a message is acknowledged on the server (moved, flagged,
-deleted) only after ``process_message`` has committed its record, and the cursor
+deleted) only after ``process_batch`` has committed its record, and the cursor
 moves only after the acknowledgement. A crash anywhere re-fetches at most one batch,
 which the pipeline recognises as duplicates. Network and server faults reconnect with
 tenacity (exponential backoff, jitter, a cap); a sign-in that needs a person is
@@ -10,11 +10,10 @@ recorded once per episode and retried slowly; other mailboxes are not affected.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -29,9 +28,9 @@ from tenacity import (
 
 from ingest.auth import AuthError
 from ingest.errors import AckmailError, TransientError
-from ingest.pipeline import Arrival, PipelineConfig, Processed, process_message
+from ingest.pipeline import Arrival, PipelineConfig, Processed, process_batch
 from ingest.sources.base import SourceRef
-from ingest.sources.checkpoints import Checkpoints, message_status
+from ingest.sources.checkpoints import Checkpoints
 from ingest.sources.registry import SOURCES, make_source
 from ingest.sources.source import (
     Batch,
@@ -233,39 +232,36 @@ class MailboxWorker:
         self.backlog_before = self.options.backlog_from or watched.replace(microsecond=0)
 
     def _drain(self, source: Source) -> None:
-        """Process and acknowledge every new message, a batch at a time."""
+        """Process and acknowledge every new message, a batch (one transaction) at a time.
+
+        A shutdown request lets the batch in hand finish: it commits as one, then it is
+        acknowledged, so stopping never leaves a committed message unfiled.
+        """
         batches = 0
         for batch in source.fetch(self.cursor):
             batches += 1
-            settled = []
-            for item in batch.items:
-                if self.stop.is_set():
-                    break  # finish the message in hand, take no new one
-                settled.append(self._process(item))
-            self._settle(source, batch, settled)
+            self._settle(source, batch, self._process(batch.items))
             if self.stop.is_set():
                 return
         if not batches and not self.options.dry_run:
             self.checkpoints.advance(self.cursor)  # nothing new: still a successful poll
 
-    def _process(self, item: Fetched) -> Settled:
-        arrival = Arrival(item.ref, item.raw, self.backlog_before)
-        result = process_message(self.engine, self.pipeline, arrival,
-                                 dry_run=self.options.dry_run)
-        self.tally.count(result)
-        if self.report is not None:
-            self.report(self.name, item.ref, result)
-        status = result.status or message_status(self.engine, result.message_id)
-        return Settled(item.ref, status)
+    def _process(self, items: Sequence[Fetched]) -> list[Settled]:
+        arrivals = [Arrival(item.ref, item.raw, self.backlog_before) for item in items]
+        results = process_batch(self.engine, self.pipeline, arrivals,
+                                dry_run=self.options.dry_run)
+        for item, result in zip(items, results, strict=True):
+            self.tally.count(result)
+            if self.report is not None:
+                self.report(self.name, item.ref, result)
+        return [Settled(item.ref, result.filed_as)
+                for item, result in zip(items, results, strict=True)]
 
     def _settle(self, source: Source, batch: Batch, settled: list[Settled]) -> None:
-        complete = len(settled) == len(batch.items)
-        cursor = batch.cursor if complete else functools.reduce(
-            lambda cursor, done: cursor.after(done.ref), settled, self.cursor)
         if not self.options.dry_run:
             source.acknowledge(settled)
-            self.checkpoints.advance(cursor)
-        self.cursor = cursor
+            self.checkpoints.advance(batch.cursor)
+        self.cursor = batch.cursor
 
     def _note_error(self, text: str) -> None:
         try:

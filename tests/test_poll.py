@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mailbox
 import time
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from tests.servers.idp import IdentityProvider
 from tests.sources import conftest as shared
 from tests.sources.conftest import (
     FAST_RETRY,
+    FAST_SOURCE,
     OAuthMailbox,
     PollerFactory,
     imap_mailbox,
@@ -125,19 +127,20 @@ def test_a_dry_run_reports_and_leaves_database_and_server_untouched(
         dovecot.list_folder(bob, "ackmail/processed")  # not even created
 
 
-def test_stop_finishes_the_message_in_hand_and_files_only_what_is_recorded(
+def test_stop_finishes_the_batch_in_hand_and_files_only_what_is_recorded(
         dovecot: DovecotServer, sqlite_engine: Engine, make_poller: PollerFactory) -> None:
     bob = dovecot.users.bob.address
     dovecot.deliver_many(bob, [unrelated() for _ in range(5)])
-    poller = make_poller(sqlite_engine, imap_mailbox(dovecot))
+    poller = make_poller(sqlite_engine, imap_mailbox(dovecot),
+                         source=replace(FAST_SOURCE, batch_size=2))
     poller.workers[0].report = lambda mailbox, ref, result: poller.stop()
 
     summary = poller.run()
 
-    assert summary.mailboxes[0].ignored == 1
-    assert (dovecot.list_folder(bob), dovecot.list_folder(bob, "ackmail/processed")) == (4, 1)
+    assert summary.mailboxes[0].ignored == 2
+    assert (dovecot.list_folder(bob), dovecot.list_folder(bob, "ackmail/processed")) == (3, 2)
     with read_session(sqlite_engine) as session:
-        assert session.scalars(select(Checkpoint.last_uid)).one() == 1
+        assert session.scalars(select(Checkpoint.last_uid)).one() == 2
 
 
 def test_several_mailboxes_are_polled_by_one_process(

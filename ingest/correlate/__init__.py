@@ -7,6 +7,7 @@ verifies wins. A forged, altered or unknown token is recorded as such and never
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -47,7 +48,17 @@ def correlate(
 ) -> Correlation:
     """Match ``parsed`` to a request through the first valid token in trust order."""
     candidates = find_tokens(parsed, reply_address=reply_address)
-    known = _recipients(session, {candidate.token for candidate in candidates})
+    return match(candidates, recipients_for(session, {c.token for c in candidates}), secret)
+
+
+def match(
+    candidates: Sequence[TokenCandidate], known: Mapping[str, Recipient], secret: str
+) -> Correlation:
+    """The first candidate, in trust order, that names a recipient in ``known`` and verifies.
+
+    ``known`` may hold more recipients than the candidates name: a batch looks up the
+    tokens of all its messages at once.
+    """
     reasons: list[str] = []
     chosen: tuple[TokenCandidate, Recipient] | None = None
     for candidate in candidates:
@@ -76,12 +87,14 @@ def correlate(
     )
 
 
-def _recipients(session: Session, tokens: set[str]) -> dict[str, Recipient]:
-    """The recipients (with their requests) of ``tokens``, in one query."""
+def recipients_for(session: Session, tokens: Collection[str]) -> dict[str, Recipient]:
+    """The recipients of ``tokens`` with their requests, and all deciding needs of those
+    (every responder, every response so far), in three queries however many tokens."""
     if not tokens:
         return {}
+    request = joinedload(Recipient.request)
     query = select(Recipient).where(Recipient.token.in_(tokens)).options(
-        joinedload(Recipient.request))
+        request.selectinload(Request.recipients), request.selectinload(Request.responses))
     return {recipient.token: recipient for recipient in session.scalars(query)}
 
 

@@ -23,7 +23,7 @@ from ingest.errors import TransientError
 from ingest.record import add_event
 from ingest.sources.source import Cursor
 from ingest.store.db import read_session, transaction
-from ingest.store.models import Checkpoint, Message, MessageStatus
+from ingest.store.models import Checkpoint, Message
 from ingest.timeutil import utcnow
 
 AUTH_EPISODE = "auth_failure"
@@ -175,12 +175,3 @@ def recorded_keys(engine: Engine, mailbox: str, keys: Sequence[str]) -> set[str]
             found.update(session.scalars(select(Message.source_key).where(
                 Message.mailbox == mailbox, Message.source_key.in_(chunk))))
     return found
-
-
-def message_status(engine: Engine, message_id: int | None) -> MessageStatus:
-    """The status of a recorded message (a duplicate's first record decides its filing)."""
-    if message_id is None:
-        return MessageStatus.PROCESSED
-    with _database("reading a message's status"), read_session(engine) as session:
-        status = session.scalar(select(Message.status).where(Message.id == message_id))
-    return status or MessageStatus.PROCESSED

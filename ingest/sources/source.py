@@ -30,12 +30,6 @@ class Cursor:
     uidvalidity: int | None = None
     last_uid: int = 0
 
-    def after(self, ref: SourceRef) -> Cursor:
-        """The cursor once ``ref`` is acknowledged (unchanged for sources without UIDs)."""
-        if ref.uid is None:
-            return self
-        return Cursor(ref.uidvalidity, max(ref.uid, self.last_uid))
-
 
 @dataclass(frozen=True)
 class Fetched:

@@ -24,7 +24,8 @@ from ingest.decide import Vote, decide
 from ingest.errors import ConfigError, UserError
 from ingest.parse.base import MessageKind, ParsedMessage
 from ingest.parse.message import parse_message, read_intent
-from ingest.pipeline import IGNORED_KINDS, PipelineConfig
+from ingest.pipeline import PipelineConfig
+from ingest.pipeline.handle import IGNORED_KINDS
 from ingest.record import add_event
 from ingest.store.db import read_session
 from ingest.store.models import Message, MessageStatus, Request, Response

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select, update
 
-from ingest.config import RequestsConfig
 from ingest.errors import UserError
 from ingest.parse.base import Intent
-from ingest.parse.message import ParseOptions
-from ingest.pipeline import Arrival, PipelineConfig, Processed, process_message, reprocess
+from ingest.pipeline import Arrival, process_message, reprocess
 from ingest.record import prune_raw
-from ingest.register import NewRequest, RegisteredRequest, register_request
+from ingest.register import RegisteredRequest
 from ingest.sources.base import SourceRef
 from ingest.store.db import read_session, transaction
 from ingest.store.models import (
@@ -24,76 +21,21 @@ from ingest.store.models import (
     MessageStatus,
     RawMessage,
     Recipient,
-    Request,
-    RequestKind,
     RequestStatus,
     Response,
 )
 from ingest.timeutil import utcnow
-
-SECRET = "pipeline-test-secret"
-CONFIG = PipelineConfig(ParseOptions(), SECRET, None)
-ALICE, BOB = "alice@example.test", "bob@example.test"
-
-
-def reply(
-    token: str,
-    *,
-    sender: str = ALICE,
-    body: str = "Approved.",
-    subject: str | None = None,
-    headers: str = "",
-) -> bytes:
-    subject = subject or f"RE: Expense claim [{token}]"
-    return (
-        f"From: {sender}\r\nTo: approvals@example.test\r\nSubject: {subject}\r\n"
-        f"Message-ID: <{abs(hash((token, sender, body, subject)))}@mail.example.test>\r\n"
-        f"In-Reply-To: <ackmail.{token}.5f3a9c21@approvals.example.test>\r\n"
-        f"Date: Mon, 2 Nov 2026 10:04:00 +0000\r\n{headers}"
-        f"Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n\r\n"
-        f"> Please reply APPROVE or REJECT.\r\n> Ref: {token}\r\n"
-    ).encode()
-
-
-@pytest.fixture
-def create(engine: Engine) -> Callable[..., RegisteredRequest]:
-    def make(
-        *responders: str,
-        policy: str = "any",
-        subject: str | None = "Expense claim",
-        kind: RequestKind = RequestKind.APPROVAL,
-    ) -> RegisteredRequest:
-        with transaction(engine) as session:
-            return register_request(
-                session,
-                NewRequest(
-                    kind, "CR-1", responders or (ALICE,), subject, timedelta(days=1), policy
-                ),
-                secret=SECRET,
-                config=RequestsConfig(),
-            )
-
-    return make
-
-
-def process(engine: Engine, where: SourceRef, raw: bytes, **options: Any) -> Processed:
-    return process_message(engine, CONFIG, Arrival(where, raw), **options)
-
-
-def source(n: int) -> SourceRef:
-    return SourceRef(
-        mailbox="approvals", source_key=f"imap:INBOX:1:{n}", folder="INBOX", uidvalidity=1, uid=n
-    )
-
-
-def events(engine: Engine) -> list[str]:
-    with read_session(engine) as session:
-        return list(session.scalars(select(Event.type).order_by(Event.id)))
-
-
-def request_status(engine: Engine, request_id: int) -> RequestStatus:
-    with read_session(engine) as session:
-        return session.get_one(Request, request_id).status
+from tests.pipeline.support import (
+    ALICE,
+    BOB,
+    CONFIG,
+    SECRET,
+    events,
+    process,
+    reply,
+    request_status,
+    source,
+)
 
 
 def test_an_approval_decides_its_request(
@@ -232,7 +174,7 @@ def test_unreadable_messages_and_pipeline_crashes_are_quarantined(
     def explode(*_args: object) -> None:
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr("ingest.pipeline.decide", explode)
+    monkeypatch.setattr("ingest.pipeline.handle.decide", explode)
     crashed = process(engine, source(2), reply(token))
     assert crashed.status == MessageStatus.QUARANTINED
     assert "processing failed (RuntimeError: simulated bug)" in crashed.reason
@@ -278,7 +220,7 @@ def test_a_quarantined_message_is_reprocessed_once_after_a_fix(
     request = create(ALICE)
     raw = reply(request.recipients[0].token)
     with monkeypatch.context() as patch:
-        patch.setattr("ingest.pipeline.decide", lambda *_: 1 / 0)
+        patch.setattr("ingest.pipeline.handle.decide", lambda *_: 1 / 0)
         broken = process(engine, source(1), raw)
     assert broken.status == MessageStatus.QUARANTINED and broken.message_id is not None
     fixed = reprocess(engine, CONFIG, broken.message_id)

@@ -1,0 +1,216 @@
+"""One message through parse -> correlate -> decide -> record, inside its batch's transaction.
+
+A ``Batch`` holds what the messages of one transaction share: the session, the index
+of what is recorded already, the recipients their tokens name, the locked requests,
+and the recorder that writes rows in bulk — a few queries per batch, not per message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ingest.correlate import Correlation, match, recipients_for
+from ingest.correlate.find import TokenCandidate, find_tokens
+from ingest.decide import Vote, decide
+from ingest.parse.base import MessageKind, ParsedMessage
+from ingest.parse.message import parse_message, read_intent
+from ingest.pipeline.base import Arrival, PipelineConfig, Processed
+from ingest.record import content_hash, settle
+from ingest.recorder import MessageRow, Recorded, RecordedIndex, Recorder
+from ingest.store.models import MessageStatus, Recipient, Request
+from ingest.timeutil import isoformat_z, utcnow
+
+# Why a message of each non-reply kind is not read as a decision.
+IGNORED_KINDS = {
+    MessageKind.AUTO_REPLY: "automatic reply",
+    MessageKind.BOUNCE: "delivery failure report (bounce)",
+    MessageKind.RECEIPT: "read or delivery receipt",
+}
+
+
+@dataclass(frozen=True)
+class Handled:
+    """A message's result, and its new row, whose id exists only after the flush."""
+
+    result: Processed
+    parsed: ParsedMessage | None
+    message: MessageRow | None = None
+
+    def processed(self) -> Processed:
+        """The result with the row's id (once the batch has flushed)."""
+        if self.message is None:
+            return self.result
+        return replace(self.result, message_id=self.message.id)
+
+
+class Batch:
+    """The messages of one transaction."""
+
+    def __init__(self, session: Session, config: PipelineConfig,
+                 arrivals: Sequence[Arrival]) -> None:
+        self.session = session
+        self.config = config
+        self.arrivals = arrivals
+        self.recorder = Recorder(session)
+        self.recorded = RecordedIndex(
+            session, [(arrival.source, content_hash(arrival.raw)) for arrival in arrivals])
+
+    def run(self, note: str | None = None) -> list[Handled]:
+        """Work out and record what becomes of each message, in order."""
+        parsed = [parse_message(arrival.raw, self.config.parse) for arrival in self.arrivals]
+        reply_address = self.config.reply_address
+        candidates = [find_tokens(each, reply_address=reply_address) for each in parsed]
+        tokens = {candidate.token for found in candidates for candidate in found}
+        self._lock(tokens)
+        known = recipients_for(self.session, tokens)
+        # Rows wait for the flush below; a query in between must not write them one by one.
+        with self.session.no_autoflush:
+            handled = [_Job(self, arrival, note).run(each, found, known) for arrival, each, found
+                       in zip(self.arrivals, parsed, candidates, strict=True)]
+        self.recorder.flush()
+        return handled
+
+    def quarantine(self, reason: str) -> list[Handled]:
+        """Record each message as quarantined with ``reason``, without parsing it."""
+        handled = [_Job(self, arrival).quarantined(reason, None, [reason])
+                   for arrival in self.arrivals]
+        self.recorder.flush()
+        return handled
+
+    def _lock(self, tokens: set[str]) -> None:
+        """Lock the rows of the requests these tokens name, before reading them.
+
+        Two workers deciding one request at once would both see it pending. All at
+        once and in id order, so two batches never wait for each other in a circle.
+        """
+        if not tokens:
+            return
+        query = (select(Request.id).join(Recipient).where(Recipient.token.in_(tokens))
+                 .order_by(Request.id).with_for_update(of=Request))
+        self.session.scalars(query).all()
+
+
+class _Job:
+    """One message: the steps of the pipeline, each a method."""
+
+    def __init__(self, batch: Batch, arrival: Arrival, note: str | None = None) -> None:
+        self.batch, self.config, self.arrival = batch, batch.config, arrival
+        self.notes = [note] if note else []
+        self.parsed: ParsedMessage | None = None
+
+    def run(self, parsed: ParsedMessage, candidates: list[TokenCandidate],
+            known: Mapping[str, Recipient]) -> Handled:
+        self.parsed = parsed
+        existing = self.batch.recorded.find(
+            self.arrival.source, content_hash(self.arrival.raw), parsed.message_id)
+        if existing is not None:
+            return self.duplicate(existing)
+        if parsed.problem:
+            return self.quarantined(parsed.problem, parsed, [parsed.problem, *parsed.defects])
+        found = match(candidates, known, self.config.token_secret)
+        evidence = [*self.notes, *parsed.evidence, *found.reasons]
+        if parsed.kind in IGNORED_KINDS:
+            first = parsed.reasons[0] if parsed.reasons else parsed.kind.value
+            return self.ignored(
+                f"{IGNORED_KINDS[parsed.kind]} ({first}); not a decision",
+                parsed,
+                evidence,
+                found.request,
+            )
+        if found.request is None:
+            return self.unmatched(parsed, found, evidence)
+        return self.respond(parsed, found, found.request, evidence)
+
+    def duplicate(self, existing: Recorded) -> Handled:
+        if existing.id is None:  # recorded earlier in this very batch
+            self.batch.recorder.flush()
+        result = Processed(None, f"already recorded as message #{existing.id}", existing.id,
+                           recorded=existing.status)
+        return Handled(result, self.parsed)
+
+    def _record(
+        self,
+        status: MessageStatus,
+        reason: str,
+        parsed: ParsedMessage | None,
+        evidence: list[str],
+        request: Request | None = None,
+    ) -> MessageRow:
+        # Bytes over the parse limit are not worth keeping: reprocessing would refuse them again.
+        keep = len(self.arrival.raw) <= self.config.parse.limits.max_bytes
+        message = self.batch.recorder.message(
+            self.arrival.source,
+            self.arrival.raw,
+            parsed,
+            status=status,
+            reason=reason,
+            reasons=evidence,
+            request=request,
+            keep_raw=keep,
+        )
+        self.batch.recorded.add(message)
+        return message
+
+    def quarantined(
+        self, reason: str, parsed: ParsedMessage | None, evidence: list[str]
+    ) -> Handled:
+        message = self._record(MessageStatus.QUARANTINED, reason, parsed, [*self.notes, *evidence])
+        self.batch.recorder.event("message.quarantined", message)
+        return Handled(Processed(MessageStatus.QUARANTINED, reason), parsed, message)
+
+    def ignored(
+        self,
+        reason: str,
+        parsed: ParsedMessage,
+        evidence: list[str],
+        request: Request | None = None,
+    ) -> Handled:
+        message = self._record(MessageStatus.IGNORED, reason, parsed, evidence, request)
+        request_id = request.id if request else None
+        result = Processed(MessageStatus.IGNORED, reason, request_id=request_id)
+        return Handled(result, parsed, message)
+
+    def unmatched(self, parsed: ParsedMessage, found: Correlation, evidence: list[str]) -> Handled:
+        arrived = self.arrival.source.received_at or parsed.date
+        cutoff = self.arrival.backlog_before
+        if cutoff is not None and arrived is not None and arrived < cutoff:
+            return self.ignored(
+                f"arrived before ackmail started watching this mailbox "
+                f"({isoformat_z(cutoff)}) and answers no request; left alone",
+                parsed,
+                evidence,
+            )
+        reason = f"not an answer to any request: {found.problem}"
+        message = self._record(MessageStatus.IGNORED, reason, parsed, evidence)
+        self.batch.recorder.event("message.unmatched", message)
+        return Handled(Processed(MessageStatus.IGNORED, reason), parsed, message)
+
+    def respond(
+        self, parsed: ParsedMessage, found: Correlation, request: Request, evidence: list[str]
+    ) -> Handled:
+        if parsed.kind == MessageKind.REPLY and request.subject:
+            parsed = self.parsed = read_intent(
+                parsed, self.config.parse, request_subject=request.subject)
+            evidence = [*self.notes, *parsed.evidence, *found.reasons]
+        received_at = self.arrival.source.received_at or utcnow()
+        prior = [r for r in request.responses if r.counted]
+        decision = decide(
+            request, Vote(found.recipient, parsed.sender, parsed.intent, received_at), prior
+        )
+        evidence.append(decision.reason)
+        message = self._record(MessageStatus.PROCESSED, decision.reason, parsed, evidence, request)
+        recorder = self.batch.recorder
+        response = recorder.response(
+            message, request, found.recipient, parsed, decision, received_at, evidence
+        )
+        settle(request, decision, received_at)
+        recorder.event("response.recorded", message, request, response)
+        if decision.new_status is not None:
+            recorder.event(f"request.{decision.new_status}", message, request, response)
+        result = Processed(MessageStatus.PROCESSED, decision.reason, None, request.id,
+                           parsed.intent, decision.decisive)
+        return Handled(result, parsed, message)

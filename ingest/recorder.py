@@ -1,0 +1,257 @@
+"""The store hop for a batch: what is recorded already, and the batch's writes in bulk.
+
+A message costs its INSERTs, not its parsing, so a batch writes its rows with a
+few multi-row statements (Core, not one ORM object per row): the messages first,
+for their ids, then the responses, then the bytes and the events that name them.
+Everything runs inside the caller's transaction; nothing commits here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from ingest.decide import Decision
+from ingest.parse.base import MessageKind, ParsedMessage
+from ingest.record import clip, content_hash, event_values, request_payload
+from ingest.sources.base import SourceRef
+from ingest.store.models import (
+    Base,
+    Event,
+    Message,
+    MessageStatus,
+    RawMessage,
+    Recipient,
+    Request,
+    Response,
+)
+
+MAX_TEXT = 64 * 1024
+MAX_HEADER = 998  # RFC 5322's longest line
+
+
+@dataclass
+class Recorded:
+    """What identifies a recorded message: enough to know it when it comes again."""
+
+    mailbox: str
+    source_key: str
+    content_hash: str
+    message_id_header: str | None
+    status: MessageStatus
+    id: int | None = None  # a row this batch adds has it once the batch is written
+
+
+@dataclass(kw_only=True)
+class MessageRow(Recorded):
+    """A ``messages`` row as the batch builds it (the column names are the field names)."""
+
+    folder: str | None
+    uidvalidity: int | None
+    uid: int | None
+    uidl: str | None
+    filename: str | None
+    size: int
+    sender: str | None
+    sender_verified: bool | None
+    subject: str | None
+    kind: MessageKind | None
+    reason: str
+    reasons: list[str]
+    request_id: int | None
+    received_at: datetime | None
+
+    def values(self) -> dict[str, Any]:
+        """The row for INSERT (its id comes from the database)."""
+        return {name: getattr(self, name) for name in _COLUMNS}
+
+
+_COLUMNS = tuple(field.name for field in dataclasses.fields(MessageRow) if field.name != "id")
+# Plain Core statements: the ORM's bulk path costs more than the rows themselves.
+_MESSAGES, _RAW, _EVENTS = (Base.metadata.tables[model.__tablename__]
+                            for model in (Message, RawMessage, Event))
+
+
+class RecordedIndex:
+    """Which messages of a batch are recorded already, from two queries for the whole batch.
+
+    A message is recorded when the same place (mailbox, source key) holds a row, or the
+    same bytes with the same Message-ID do (a re-scan after a UIDVALIDITY change). Rows
+    the batch itself adds are indexed too: a folder can hold one message twice.
+    """
+
+    def __init__(self, session: Session, arrivals: Sequence[tuple[SourceRef, str]]) -> None:
+        self._by_place: dict[tuple[str, str], Recorded] = {}
+        self._by_bytes: dict[tuple[str, str], list[Recorded]] = {}
+        mailboxes: dict[str, list[tuple[SourceRef, str]]] = {}
+        for source, digest in arrivals:
+            mailboxes.setdefault(source.mailbox, []).append((source, digest))
+        columns = (Message.mailbox, Message.source_key, Message.content_hash,
+                   Message.message_id_header, Message.status, Message.id)
+        for mailbox, group in mailboxes.items():
+            # Two lookups rather than one OR: each then uses its own index.
+            for column, values in ((Message.source_key, [s.source_key for s, _ in group]),
+                                   (Message.content_hash, [digest for _, digest in group])):
+                query = select(*columns).where(Message.mailbox == mailbox, column.in_(values))
+                for row in session.execute(query):
+                    self.add(Recorded(*row))
+
+    def add(self, recorded: Recorded) -> None:
+        """Index a row (one found, or one this batch records)."""
+        self._by_place[(recorded.mailbox, recorded.source_key)] = recorded
+        same_bytes = self._by_bytes.setdefault((recorded.mailbox, recorded.content_hash), [])
+        same_bytes.append(recorded)
+
+    def find(self, source: SourceRef, digest: str, message_id: str | None) -> Recorded | None:
+        """The row already recorded for this message, if any."""
+        found = self._by_place.get((source.mailbox, source.source_key))
+        if found is not None:
+            return found
+        header = clip(message_id, MAX_HEADER)
+        for recorded in self._by_bytes.get((source.mailbox, digest), []):
+            if not header or recorded.message_id_header == header:
+                return recorded
+        return None
+
+
+@dataclass(frozen=True)
+class _EventDraft:
+    event_type: str
+    message: MessageRow
+    request: Request | None
+    response: Response | None
+    # The request as this message left it: a later reply in the batch may change it.
+    request_state: dict[str, Any] | None
+
+
+class Recorder:
+    """The writes of one batch, inside its transaction, in the order they were decided."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._messages: list[tuple[MessageRow, bytes | None]] = []
+        self._responses: list[tuple[Response, MessageRow]] = []
+        self._events: list[_EventDraft] = []
+
+    def message(
+        self,
+        source: SourceRef,
+        raw: bytes,
+        parsed: ParsedMessage | None,
+        *,
+        status: MessageStatus,
+        reason: str,
+        reasons: list[str],
+        request: Request | None = None,
+        keep_raw: bool = True,
+    ) -> MessageRow:
+        """A row for every message seen, whatever became of it (and its bytes, to reprocess)."""
+        row = MessageRow(
+            mailbox=source.mailbox,
+            source_key=source.source_key,
+            content_hash=content_hash(raw),
+            message_id_header=clip(parsed.message_id if parsed else None, MAX_HEADER),
+            status=status,
+            folder=source.folder,
+            uidvalidity=source.uidvalidity,
+            uid=source.uid,
+            uidl=source.uidl,
+            filename=source.filename,
+            size=len(raw),
+            sender=clip(parsed.sender.address if parsed else None, 320),
+            sender_verified=parsed.sender.verified if parsed else None,
+            subject=clip(parsed.subject if parsed else None, MAX_HEADER),
+            kind=parsed.kind if parsed and not parsed.problem else None,
+            reason=clip(reason, MAX_TEXT) or "",
+            reasons=reasons,
+            request_id=request.id if request else None,
+            received_at=source.received_at,
+        )
+        self._messages.append((row, raw if keep_raw else None))
+        return row
+
+    def response(
+        self,
+        message: MessageRow,
+        request: Request,
+        recipient: Recipient | None,
+        parsed: ParsedMessage,
+        decision: Decision,
+        received_at: datetime,
+        evidence: list[str],
+    ) -> Response:
+        """The reply as an answer to ``request``, counted or not, with the reason.
+
+        It joins ``request.responses`` at once, so a later reply in the same batch
+        sees it when its own vote is decided.
+        """
+        sender = parsed.sender
+        response = Response(
+            request=request,
+            recipient_id=recipient.id if recipient else None,
+            mailbox=message.mailbox,
+            address=clip(sender.address or parsed.headers.get("From", ""), 320) or "",
+            verified_address=sender.address if sender.verified else None,
+            sender_verified=sender.verified,
+            intent=parsed.intent,
+            reply_text=clip(parsed.reply_text, MAX_TEXT) or "",
+            counted=decision.counted,
+            decisive=decision.decisive,
+            reason=decision.reason,
+            evidence=evidence,
+            sent_at=parsed.date,
+            received_at=received_at,
+        )
+        self._responses.append((response, message))
+        return response
+
+    def event(
+        self,
+        event_type: str,
+        message: MessageRow,
+        request: Request | None = None,
+        response: Response | None = None,
+    ) -> None:
+        """An event for the rules engine, written once the rows it names have ids."""
+        state = request_payload(request) if request is not None else None
+        self._events.append(_EventDraft(event_type, message, request, response, state))
+
+    def flush(self) -> None:
+        """Write everything added so far; afterwards every row has its id."""
+        if self._messages:
+            rows = [row for row, _ in self._messages]
+            # The responses wait for these ids: nothing may flush them before.
+            with self.session.no_autoflush:
+                ids = self.session.connection().scalars(
+                    insert(_MESSAGES).returning(_MESSAGES.c.id, sort_by_parameter_order=True),
+                    [row.values() for row in rows])
+            for row, row_id in zip(rows, ids, strict=True):
+                row.id = row_id
+        for response, message in self._responses:
+            response.message_id = message.id
+            self.session.add(response)
+        self.session.flush()  # responses, and the requests they settled
+        kept = [{"message_id": row.id, "raw": raw} for row, raw in self._messages
+                if raw is not None]
+        if kept:
+            self.session.connection().execute(insert(_RAW), kept)
+        if self._events:
+            self.session.connection().execute(
+                insert(_EVENTS), [self._event_values(draft) for draft in self._events])
+        self._messages.clear()
+        self._responses.clear()
+        self._events.clear()
+
+    @staticmethod
+    def _event_values(draft: _EventDraft) -> dict[str, Any]:
+        values = event_values(draft.event_type, message=draft.message, request=draft.request,
+                              response=draft.response)
+        if draft.request_state is not None:
+            values["payload"]["request"] = draft.request_state
+        return values
