@@ -139,6 +139,7 @@ class Settings:
     limits: ParseLimits = field(default_factory=ParseLimits)
     state_dir: Path = Path(".ackmail")
     keep_raw: str = "30d"
+    lease_seconds: float = 30.0
     serve: ServeConfig = field(default_factory=ServeConfig)
 
     def mailbox(self, name: str) -> MailboxConfig:
@@ -220,11 +221,13 @@ def _serve(section: Section) -> ServeConfig:
 
 
 def _service(section: Section, path: Path) -> dict[str, Any]:
-    """Where state lives, and how long raw messages are kept for reprocessing."""
+    """Where state lives, how long raw messages are kept for reprocessing, and how soon a
+    dead poller's mailboxes are taken over by another (PostgreSQL)."""
     values = {
         "state_dir": section.file_path("state_dir", default=None)
         or (path.parent / ".ackmail").absolute(),
         "keep_raw": section.duration("keep_raw", default="30d"),
+        "lease_seconds": section.integer("lease_seconds", default=30, low=1, high=3600),
     }
     section.finish()
     return values

@@ -1,11 +1,14 @@
-"""The poller: every configured mailbox in one process, a thread per mailbox connection.
+"""The poller: the configured mailboxes in one process, a thread per mailbox connection.
 
-``Poller.run()`` starts one ``MailboxWorker`` thread per mailbox and, for the
-long-running form, the upkeep thread (background tasks every tick, pruning hourly,
-auth upkeep daily). ``stop()`` — wired to SIGTERM/SIGINT by ``stop_on_signals`` —
-lets each worker finish the message in hand, acknowledge what is committed and
-log out. With ``once`` every worker drains its mailbox and ends, the upkeep jobs
-run once, and ``run()`` returns the per-mailbox summary.
+``Poller.run()`` hands the mailbox folders to a lease keeper (``poll_keeper``), which
+runs one ``MailboxWorker`` thread per folder this poller holds, and, for the
+long-running form, starts the upkeep thread (background tasks every tick, pruning
+hourly, auth upkeep daily). On PostgreSQL several pollers share the folders through
+leases (``leases``); on SQLite, or in a dry run, this poller takes them all. ``stop()``
+— wired to SIGTERM/SIGINT by ``stop_on_signals`` — lets each worker finish the message
+in hand, acknowledge what is committed and log out. With ``once`` every worker drains
+its folder and ends, the upkeep jobs run once, and ``run()`` returns the per-mailbox
+summary, naming the folders another live poller held.
 """
 
 from __future__ import annotations
@@ -23,16 +26,17 @@ from sqlalchemy import Engine
 from ingest.auth import TokenProviders
 from ingest.config import MailboxConfig, Settings
 from ingest.errors import ConfigError, UserError
+from ingest.leases import AllMailboxes, Book, Key, LeaseBook
 from ingest.pipeline import PipelineConfig
+from ingest.poll_keeper import Keeper
 from ingest.poll_worker import MailboxWorker, PollOptions, Report, RetryPolicy, Tally
-from ingest.sources.checkpoints import recorded_keys
-from ingest.sources.registry import SOURCES
+from ingest.sources.checkpoints import Checkpoints, recorded_keys
+from ingest.sources.registry import SOURCES, make_source
 from ingest.sources.source import SourceContext, SourceFactory
 from ingest.upkeep import Task, Upkeep, Watched
 
 __all__ = ["MailboxSummary", "PollOptions", "PollSummary", "Poller", "RetryPolicy",
            "stop_on_signals"]
-_JOIN_SECONDS = 0.5  # the main thread wakes this often, so signal handlers run promptly
 
 
 @dataclass(frozen=True)
@@ -46,11 +50,16 @@ class MailboxSummary:
     duplicates: int
     elapsed_seconds: float
     error: str | None = None
+    held_by: str | None = None  # the live poller that held this folder's lease meanwhile
 
     @classmethod
-    def of(cls, mailbox: str, tally: Tally) -> MailboxSummary:
-        return cls(mailbox, tally.processed, tally.ignored, tally.quarantined, tally.duplicates,
-                   tally.elapsed_seconds, tally.error)
+    def of(cls, mailbox: str, tallies: Sequence[Tally], held_by: str | None = None,
+           ) -> MailboxSummary:
+        """The counts of every worker this run had on the mailbox (a lease can come back)."""
+        return cls(mailbox, sum(t.processed for t in tallies), sum(t.ignored for t in tallies),
+                   sum(t.quarantined for t in tallies), sum(t.duplicates for t in tallies),
+                   sum(t.elapsed_seconds for t in tallies),
+                   tallies[-1].error if tallies else None, held_by)
 
     @property
     def total(self) -> int:
@@ -78,27 +87,46 @@ class Poller:
                  report: Report | None = None) -> None:
         self.options = options = options or PollOptions()
         self.engine = engine
+        self.pipeline = pipeline
+        self.registry = registry
+        self.report = report
         self._stop = threading.Event()
         self.providers = providers or TokenProviders(settings.state_dir,
                                                      settings.security.cache_key)
-        self.workers = [
-            MailboxWorker(self._context(box, engine), engine, pipeline, options, self._stop,
-                          registry=registry, report=report)
+        self.boxes: dict[Key, MailboxConfig] = {
+            (box.name, make_source(self._context(box), registry).folder): box
             for box in select_mailboxes(settings, options.mailboxes)
-        ]
-        watched = [Watched(w.mailbox, w.checkpoints) for w in self.workers]
+        }
+        self.keeper = Keeper(self._book(settings), list(self.boxes), self._worker,
+                             lease_seconds=settings.lease_seconds,
+                             once=options.once or options.dry_run)
+        watched = [Watched(box, Checkpoints(engine, name, folder))
+                   for (name, folder), box in self.boxes.items()]
         self.upkeep = Upkeep(settings, engine, self.providers, watched, background)
 
-    def _context(self, box: MailboxConfig, engine: Engine) -> SourceContext:
+    def _book(self, settings: Settings) -> Book:
+        """Leases on PostgreSQL; a dry run changes nothing, so it takes every folder."""
+        if self.engine.dialect.name != "postgresql" or self.options.dry_run:
+            return AllMailboxes(list(self.boxes))
+        return LeaseBook(self.engine, list(self.boxes), settings.lease_seconds,
+                         register=not self.options.once)
+
+    def _context(self, box: MailboxConfig) -> SourceContext:
         def recorded(keys: Sequence[str]) -> set[str]:
-            return recorded_keys(engine, box.name, keys)
+            return recorded_keys(self.engine, box.name, keys)
 
         return SourceContext(box, self.providers, recorded, self.options.source,
                              read_only=self.options.dry_run)
 
+    def _worker(self, key: Key, stop: threading.Event) -> MailboxWorker:
+        box = self.boxes[key]
+        return MailboxWorker(self._context(box), self.engine, self.pipeline, self.options, stop,
+                             registry=self.registry, report=self.report)
+
     def stop(self) -> None:
         """Ask every worker to finish the message in hand and end; safe from a signal handler."""
         self._stop.set()
+        self.keeper.halt()
 
     def run(self) -> PollSummary:
         """Poll until stopped (or drained, with ``once``); returns the per-mailbox summary."""
@@ -106,24 +134,27 @@ class Poller:
             return self._run()
 
     def _run(self) -> PollSummary:
-        threads = [threading.Thread(target=w.run, name=f"poll-{w.name}", daemon=True)
-                   for w in self.workers]
         upkeep = None
         if not (self.options.once or self.options.dry_run):
             upkeep = threading.Thread(target=self.upkeep.run, name="poll-upkeep", daemon=True,
                                       args=(self._stop, self.options.tick_seconds))
             upkeep.start()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(_JOIN_SECONDS)
-        self._stop.set()
-        if upkeep is not None:
-            upkeep.join()
-        elif not self.options.dry_run:
+        try:
+            self.keeper.run(self._stop)
+        finally:
+            self._stop.set()
+            if upkeep is not None:
+                upkeep.join()
+        if upkeep is None and not self.options.dry_run:
             self.upkeep.tick()
-        return PollSummary(tuple(MailboxSummary.of(w.name, w.tally) for w in self.workers))
+        return self.summary()
+
+    def summary(self) -> PollSummary:
+        """Each mailbox's counts so far, in the order of the configuration."""
+        return PollSummary(tuple(
+            MailboxSummary.of(box.name, [w.tally for w in self.keeper.workers.get(key, [])],
+                              self.keeper.held_elsewhere.get(key))
+            for key, box in self.boxes.items()))
 
 
 @contextmanager

@@ -113,8 +113,7 @@ def test_a_dry_run_reports_and_leaves_database_and_server_untouched(
         seen.append((ref.source_key, result))
 
     poller = make_poller(engine, imap_mailbox(dovecot), once=True, dry_run=True)
-    for worker in poller.workers:
-        worker.report = report
+    poller.report = report
     summary = poller.run()
 
     assert (summary.mailboxes[0].processed, summary.mailboxes[0].ignored) == (1, 1)
@@ -133,7 +132,7 @@ def test_stop_finishes_the_batch_in_hand_and_files_only_what_is_recorded(
     dovecot.deliver_many(bob, [unrelated() for _ in range(5)])
     poller = make_poller(sqlite_engine, imap_mailbox(dovecot),
                          source=replace(FAST_SOURCE, batch_size=2))
-    poller.workers[0].report = lambda mailbox, ref, result: poller.stop()
+    poller.report = lambda mailbox, ref, result: poller.stop()
 
     summary = poller.run()
 

@@ -1,4 +1,5 @@
-"""The ack database: requests, recipients, messages, responses, checkpoints, events, outcomes.
+"""The ack database: requests, recipients, messages, responses, checkpoints, events, outcomes,
+and the leases that share mailboxes between pollers.
 
 Invariants live in the schema, not only in Python: a message's source identity
 (mailbox + source key) is unique, a token is unique, a message yields at most
@@ -276,3 +277,39 @@ class Outcome(Base):
     created_at: Mapped[CreatedAt]
     updated_at: Mapped[CreatedAt]
     delivered_at: Mapped[Timestamp | None]
+
+
+class Lease(Base):
+    """Which poller polls a mailbox folder (PostgreSQL, several pollers), and until when.
+
+    A NULL holder is a free folder; an ``expires_at`` in the past (the database's clock)
+    belongs to a poller that stopped renewing, and another may take it over.
+    """
+
+    __tablename__ = "leases"
+
+    mailbox: Mapped[MailboxName] = mapped_column(primary_key=True)
+    folder: Mapped[str] = mapped_column(String(255), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(200))
+    acquired_at: Mapped[Timestamp | None]
+    heartbeat_at: Mapped[Timestamp | None]
+    expires_at: Mapped[Timestamp | None]
+
+
+class PollerProcess(Base):
+    """A running ``ackmail poll`` (PostgreSQL): how many are alive sets each one's share.
+
+    ``mailboxes`` is a digest of the folders it polls: only pollers of the same folders
+    share them out, so a poller of a few does not make the others drop folders it
+    would never take.
+    """
+
+    __tablename__ = "pollers"
+
+    holder: Mapped[str] = mapped_column(String(200), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int]
+    mailboxes: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[Timestamp]
+    heartbeat_at: Mapped[Timestamp]
+    expires_at: Mapped[Timestamp]

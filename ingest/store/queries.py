@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.orm import Session
 
 from ingest.store.models import (
     Checkpoint,
     Event,
+    Lease,
     Message,
     Outcome,
     OutcomeStatus,
@@ -195,6 +196,12 @@ def _columns(obj: Any, names: tuple[str, ...]) -> Row:
     return {name: getattr(obj, name) for name in names if hasattr(obj, name)}
 
 
+def _live_lease(now: datetime) -> ColumnElement[bool]:
+    """The lease of a checkpoint's folder, while its poller renews it (several pollers)."""
+    return and_(Lease.mailbox == Checkpoint.mailbox, Lease.folder == Checkpoint.folder,
+                Lease.expires_at > now)
+
+
 def stats(session: Session) -> dict[str, Any]:
     """Counts per mailbox and status, poll lag, oldest pending request, outbox backlog."""
     now = utcnow()
@@ -215,9 +222,12 @@ def stats(session: Session) -> dict[str, Any]:
             if cp.last_success_at
             else None,
             "last_error": cp.last_error,
+            "holder": holder,
         }
-        for cp in session.scalars(
-            select(Checkpoint).order_by(Checkpoint.mailbox, Checkpoint.folder)
+        for cp, holder in session.execute(
+            select(Checkpoint, Lease.holder)
+            .outerjoin(Lease, _live_lease(now))
+            .order_by(Checkpoint.mailbox, Checkpoint.folder)
         )
     ]
     oldest = session.scalar(

@@ -113,6 +113,8 @@ def format_summary(summary: PollSummary, *, dry_run: bool = False) -> str:
 
 
 def _summary_line(box: MailboxSummary, width: int) -> str:
+    if box.held_by:
+        return f"{box.mailbox:<{width}}  left to poller {box.held_by}, which holds its lease"
     counts = (f"{box.processed} processed, {box.ignored} ignored, "
               f"{box.quarantined} quarantined, {box.duplicates} duplicates "
               f"in {box.elapsed_seconds:.1f} s")

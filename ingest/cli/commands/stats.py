@@ -34,10 +34,10 @@ def _as_text(report: dict[str, Any]) -> str:
             "Messages per mailbox and status",
             render(report["messages"], ("mailbox", "status", "count"), "table"),
             "",
-            "Mailboxes (last successful poll)",
+            "Mailboxes (the poller holding each, last successful poll)",
             render(
                 report["mailboxes"],
-                ("mailbox", "folder", "last_success_at", "lag_seconds", "last_error"),
+                ("mailbox", "folder", "holder", "last_success_at", "lag_seconds", "last_error"),
                 "table",
             ),
             "",
