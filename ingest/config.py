@@ -140,6 +140,8 @@ class Settings:
     state_dir: Path = Path(".ackmail")
     keep_raw: str = "30d"
     lease_seconds: float = 30.0
+    # Processes that parse backlogs (0 or 1: parse in the poller's own process).
+    parse_workers: int = 0
     serve: ServeConfig = field(default_factory=ServeConfig)
 
     def mailbox(self, name: str) -> MailboxConfig:
@@ -221,13 +223,16 @@ def _serve(section: Section) -> ServeConfig:
 
 
 def _service(section: Section, path: Path) -> dict[str, Any]:
-    """Where state lives, how long raw messages are kept for reprocessing, and how soon a
-    dead poller's mailboxes are taken over by another (PostgreSQL)."""
+    """Where state lives, how long raw messages are kept for reprocessing, how soon a
+    dead poller's mailboxes are taken over by another (PostgreSQL), and how many
+    processes parse a backlog."""
     values = {
         "state_dir": section.file_path("state_dir", default=None)
         or (path.parent / ".ackmail").absolute(),
         "keep_raw": section.duration("keep_raw", default="30d"),
         "lease_seconds": section.integer("lease_seconds", default=30, low=1, high=3600),
+        "parse_workers": section.integer("parse_workers", default=os.cpu_count() or 1,
+                                         low=0, high=64),
     }
     section.finish()
     return values

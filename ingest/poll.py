@@ -27,6 +27,7 @@ from ingest.auth import TokenProviders
 from ingest.config import MailboxConfig, Settings
 from ingest.errors import ConfigError, UserError
 from ingest.leases import AllMailboxes, Book, Key, LeaseBook
+from ingest.parse.pool import ParsePool, Parser
 from ingest.pipeline import PipelineConfig
 from ingest.poll_keeper import Keeper
 from ingest.poll_worker import MailboxWorker, PollOptions, Report, RetryPolicy, Tally
@@ -90,6 +91,8 @@ class Poller:
         self.pipeline = pipeline
         self.registry = registry
         self.report = report
+        self.parse_workers = settings.parse_workers
+        self.parser: Parser | None = None  # while running: the parse pool, if there is one
         self._stop = threading.Event()
         self.providers = providers or TokenProviders(settings.state_dir,
                                                      settings.security.cache_key)
@@ -121,7 +124,7 @@ class Poller:
     def _worker(self, key: Key, stop: threading.Event) -> MailboxWorker:
         box = self.boxes[key]
         return MailboxWorker(self._context(box), self.engine, self.pipeline, self.options, stop,
-                             registry=self.registry, report=self.report)
+                             registry=self.registry, report=self.report, parser=self.parser)
 
     def stop(self) -> None:
         """Ask every worker to finish the message in hand and end; safe from a signal handler."""
@@ -130,8 +133,22 @@ class Poller:
 
     def run(self) -> PollSummary:
         """Poll until stopped (or drained, with ``once``); returns the per-mailbox summary."""
-        with single_sqlite_poller(self.engine, dry_run=self.options.dry_run):
+        with single_sqlite_poller(self.engine, dry_run=self.options.dry_run), \
+                self._parse_pool():
             return self._run()
+
+    @contextmanager
+    def _parse_pool(self) -> Iterator[None]:
+        """Worker processes that parse backlogs, for the length of the run (several cores)."""
+        if self.parse_workers < 2:
+            yield
+            return
+        with ParsePool(self.pipeline.parse, self.parse_workers) as pool:
+            self.parser = pool
+            try:
+                yield
+            finally:
+                self.parser = None
 
     def _run(self) -> PollSummary:
         upkeep = None

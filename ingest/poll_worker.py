@@ -28,6 +28,7 @@ from tenacity import (
 
 from ingest.auth import AuthError
 from ingest.errors import AckmailError, TransientError
+from ingest.parse.pool import InProcessParser, Parser, Parsing
 from ingest.pipeline import Arrival, PipelineConfig, Processed, process_batch
 from ingest.sources.base import SourceRef
 from ingest.sources.checkpoints import Checkpoints
@@ -46,6 +47,9 @@ from ingest.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 Report = Callable[[str, SourceRef, Processed], None]
+# Messages per transaction: small enough that recording one chunk overlaps the parsing
+# of the next, large enough that a commit is shared by many.
+COMMIT_CHUNK = 50
 
 
 @dataclass(frozen=True)
@@ -99,8 +103,9 @@ class MailboxWorker:
     def __init__(self, context: SourceContext, engine: Engine, pipeline: PipelineConfig,
                  options: PollOptions, stop: threading.Event, *,
                  registry: Mapping[str, SourceFactory] = SOURCES,
-                 report: Report | None = None) -> None:
+                 report: Report | None = None, parser: Parser | None = None) -> None:
         self.context = context
+        self.parser = parser or InProcessParser(pipeline.parse)
         self.mailbox = context.mailbox
         self.engine = engine
         self.pipeline = pipeline
@@ -232,24 +237,33 @@ class MailboxWorker:
         self.backlog_before = self.options.backlog_from or watched.replace(microsecond=0)
 
     def _drain(self, source: Source) -> None:
-        """Process and acknowledge every new message, a batch (one transaction) at a time.
+        """Process and acknowledge every new message, a fetched batch at a time.
 
-        A shutdown request lets the batch in hand finish: it commits as one, then it is
+        A shutdown request lets the batch in hand finish: it is recorded and then
         acknowledged, so stopping never leaves a committed message unfiled.
         """
-        batches = 0
+        fetched = False
         for batch in source.fetch(self.cursor):
-            batches += 1
-            self._settle(source, batch, self._process(batch.items))
+            fetched = True
+            self._settle(source, batch, self._process(batch))
             if self.stop.is_set():
                 return
-        if not batches and not self.options.dry_run:
+        if not fetched and not self.options.dry_run:
             self.checkpoints.advance(self.cursor)  # nothing new: still a successful poll
 
-    def _process(self, items: Sequence[Fetched]) -> list[Settled]:
+    def _process(self, batch: Batch) -> list[Settled]:
+        """Record a fetched batch, one transaction per chunk. Every chunk's parsing starts
+        at once, so a parse pool works on the next chunks while this thread records one."""
+        chunks = [batch.items[first:first + COMMIT_CHUNK]
+                  for first in range(0, len(batch.items), COMMIT_CHUNK)]
+        parsings = [self.parser.start([item.raw for item in chunk]) for chunk in chunks]
+        return [done for chunk, parsing in zip(chunks, parsings, strict=True)
+                for done in self._record(chunk, parsing)]
+
+    def _record(self, items: Sequence[Fetched], parsing: Parsing) -> list[Settled]:
         arrivals = [Arrival(item.ref, item.raw, self.backlog_before) for item in items]
         results = process_batch(self.engine, self.pipeline, arrivals,
-                                dry_run=self.options.dry_run)
+                                dry_run=self.options.dry_run, parsing=parsing)
         for item, result in zip(items, results, strict=True):
             self.tally.count(result)
             if self.report is not None:

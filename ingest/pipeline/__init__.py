@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from ingest.errors import TransientError, UserError
 from ingest.parse.base import ParsedMessage
+from ingest.parse.pool import Parsing
 from ingest.pipeline.base import Arrival, PipelineConfig, Processed, parse_options
 from ingest.pipeline.handle import Batch
 from ingest.record import content_hash
@@ -37,16 +38,22 @@ log = logging.getLogger(__name__)
 
 
 def process_batch(
-    engine: Engine, config: PipelineConfig, arrivals: Sequence[Arrival], *, dry_run: bool = False
+    engine: Engine,
+    config: PipelineConfig,
+    arrivals: Sequence[Arrival],
+    *,
+    dry_run: bool = False,
+    parsing: Parsing | None = None,
 ) -> list[Processed]:
     """Record ``arrivals`` in one transaction, each once, with its decision; results in order.
 
     Never raises for anything the messages contain. With ``dry_run`` everything is
-    worked out and then rolled back: nothing is stored.
+    worked out and then rolled back: nothing is stored. ``parsing`` is the messages'
+    parse begun elsewhere (``Parser.start``); by default they are parsed here.
     """
     if len(arrivals) > 1:
         try:
-            return _run(engine, config, arrivals, dry_run)
+            return _run(engine, config, arrivals, dry_run, parsing)
         except IntegrityError:
             log.info("another worker recorded one of %d messages at the same moment; "
                      "recording them one at a time", len(arrivals))
@@ -84,10 +91,14 @@ def process_message(
 
 
 def _run(
-    engine: Engine, config: PipelineConfig, arrivals: Sequence[Arrival], dry_run: bool
+    engine: Engine,
+    config: PipelineConfig,
+    arrivals: Sequence[Arrival],
+    dry_run: bool,
+    parsing: Parsing | None = None,
 ) -> list[Processed]:
     with Session(engine) if dry_run else transaction(engine) as session:
-        handled = Batch(session, config, arrivals).run()
+        handled = Batch(session, config, arrivals, parsing).run()
         results = [item.processed() for item in handled]
     for arrival, item, result in zip(arrivals, handled, results, strict=True):
         _log_result(arrival, item.parsed, result, dry_run)

@@ -17,7 +17,8 @@ from ingest.correlate import Correlation, match, recipients_for
 from ingest.correlate.find import TokenCandidate, find_tokens
 from ingest.decide import Vote, decide
 from ingest.parse.base import MessageKind, ParsedMessage
-from ingest.parse.message import parse_message, read_intent
+from ingest.parse.message import read_intent
+from ingest.parse.pool import InProcessParser, Parsing
 from ingest.pipeline.base import Arrival, PipelineConfig, Processed
 from ingest.record import content_hash, settle
 from ingest.recorder import MessageRow, Recorded, RecordedIndex, Recorder
@@ -50,18 +51,20 @@ class Handled:
 class Batch:
     """The messages of one transaction."""
 
-    def __init__(self, session: Session, config: PipelineConfig,
-                 arrivals: Sequence[Arrival]) -> None:
+    def __init__(self, session: Session, config: PipelineConfig, arrivals: Sequence[Arrival],
+                 parsing: Parsing | None = None) -> None:
         self.session = session
         self.config = config
         self.arrivals = arrivals
+        self.parsing = parsing or InProcessParser(config.parse).start(
+            [arrival.raw for arrival in arrivals])
         self.recorder = Recorder(session)
         self.recorded = RecordedIndex(
             session, [(arrival.source, content_hash(arrival.raw)) for arrival in arrivals])
 
     def run(self, note: str | None = None) -> list[Handled]:
         """Work out and record what becomes of each message, in order."""
-        parsed = [parse_message(arrival.raw, self.config.parse) for arrival in self.arrivals]
+        parsed = self.parsing()
         reply_address = self.config.reply_address
         candidates = [find_tokens(each, reply_address=reply_address) for each in parsed]
         tokens = {candidate.token for found in candidates for candidate in found}

@@ -49,6 +49,7 @@ from tests.servers.postgres_fixtures import PG_ADMIN_URL
 from tests.sources.mail import SECRET, reply, request_for, unrelated
 
 PASSWORD_ENV = "BENCH_IMAP_PASSWORD"
+WORKERS_ENV = "BENCH_PARSE_WORKERS"
 FETCH_BATCH = 200
 
 
@@ -103,6 +104,7 @@ def poll_once(port: int, ca: str, user: str, db_url: str) -> int:
 def _settings(*boxes: MailboxConfig) -> Settings:
     state = Path(tempfile.mkdtemp(prefix="bench-state-"))
     return Settings(path=state / "ackmail.toml", database_url="sqlite://",
+                    parse_workers=int(os.environ.get(WORKERS_ENV, "0")),
                     security=SecurityConfig(token_secret=Secret(SECRET, "bench")),
                     mailboxes=boxes, state_dir=state)
 
@@ -243,7 +245,11 @@ def main() -> None:
     options.add_argument("--latency", type=int, default=200, help="IDLE deliveries to time")
     options.add_argument("--matched", type=float, default=0.2,
                          help="share of replies that answer a request")
+    options.add_argument("--parse-workers", type=int, default=os.cpu_count() or 1,
+                         help="[service] parse_workers (default: the CPUs, as ackmail's)")
     args = options.parse_args()
+    os.environ[WORKERS_ENV] = str(args.parse_workers)
+    print(f"[service] parse_workers = {args.parse_workers}")
     key = generate_signing_key()
     workdir = Path(tempfile.mkdtemp(prefix="bench-sources-"))
     databases = Databases(workdir)

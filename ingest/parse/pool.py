@@ -1,0 +1,136 @@
+"""Parsing in worker processes, for backlogs: parsing is CPU work, and one process has one core.
+
+A batch is cut into one slice per process. ``start`` returns at once, so the poller
+records the previous batch while this one is parsed. Small batches (a message that
+IDLE just announced) parse in-process: shipping them to another process costs more
+than parsing them. If a worker process dies, the batch is parsed in-process and the
+pool is started afresh.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Protocol
+
+from ingest.parse.base import ParsedMessage
+from ingest.parse.message import ParseOptions, parse_message
+
+log = logging.getLogger(__name__)
+# Below this many messages a batch is parsed in-process.
+MIN_POOLED = 32
+
+_WARM_UP = b"From: a@example.test\r\nSubject: Re: warm-up\r\n\r\napproved\r\n"
+_options: ParseOptions | None = None  # each worker process's own, set once at its start
+
+
+Parsing = Callable[[], list[ParsedMessage]]  # waits for a batch begun with ``start``
+
+
+class Parser(Protocol):
+    """Turns a batch of raw messages into parsed ones, in order."""
+
+    def parse(self, raws: Sequence[bytes]) -> list[ParsedMessage]:
+        """Parse every message of ``raws``; never raises for what they contain."""
+        ...
+
+    def start(self, raws: Sequence[bytes]) -> Parsing:
+        """Begin parsing ``raws`` (elsewhere, if it can); call the result for the messages."""
+        ...
+
+
+class InProcessParser:
+    """Parses in the calling thread."""
+
+    def __init__(self, options: ParseOptions) -> None:
+        self.options = options
+
+    def parse(self, raws: Sequence[bytes]) -> list[ParsedMessage]:
+        """Parse every message of ``raws`` here."""
+        return [parse_message(raw, self.options) for raw in raws]
+
+    def start(self, raws: Sequence[bytes]) -> Parsing:
+        """Nothing runs elsewhere: the messages are parsed when asked for."""
+        return lambda: self.parse(raws)
+
+
+class ParsePool:
+    """Parses large batches in ``workers`` processes; a context manager that stops them."""
+
+    def __init__(self, options: ParseOptions, workers: int) -> None:
+        self.local = InProcessParser(options)
+        self.workers = workers
+        self._lock = threading.Lock()
+        self._executor = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        # Forked before the poller starts its threads, the processes inherit the imported
+        # modules and the compiled vocabulary for free. Once threads run, forking could copy
+        # a lock one of them holds: a fresh interpreter from the fork server is safe.
+        single = threading.active_count() == 1
+        context = multiprocessing.get_context("fork" if single else "forkserver")
+        self.local.parse([_WARM_UP])  # compiles the vocabulary, for forked processes too
+        executor = ProcessPoolExecutor(self.workers, context, initializer=_set_options,
+                                       initargs=(self.local.options,))
+        # Start every process now, while this is still the only thread.
+        list(executor.map(_parse_slice, [[_WARM_UP]] * self.workers))
+        return executor
+
+    def parse(self, raws: Sequence[bytes]) -> list[ParsedMessage]:
+        """Parse ``raws`` across the worker processes (small batches here)."""
+        return self.start(raws)()
+
+    def start(self, raws: Sequence[bytes]) -> Parsing:
+        """Hand ``raws`` to the worker processes, a slice each; small batches wait to be
+        parsed here."""
+        if len(raws) < MIN_POOLED:
+            return self.local.start(raws)
+        size = -(-len(raws) // self.workers)
+        slices = [raws[first:first + size] for first in range(0, len(raws), size)]
+        try:
+            futures = [self._executor.submit(_parse_slice, part) for part in slices]
+        except BrokenProcessPool:
+            return self._broken(raws)
+
+        def gather() -> list[ParsedMessage]:
+            try:
+                return [parsed for future in futures for parsed in future.result()]
+            except BrokenProcessPool:
+                return self._broken(raws)()
+
+        return gather
+
+    def _broken(self, raws: Sequence[bytes]) -> Parsing:
+        log.warning("a parsing process ended unexpectedly; parsing this batch in-process "
+                    "and starting the processes again")
+        self._restart()
+        return self.local.start(raws)
+
+    def _restart(self) -> None:
+        with self._lock:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = self._start()
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> ParsePool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _set_options(options: ParseOptions) -> None:
+    global _options
+    _options = options
+
+
+def _parse_slice(raws: Sequence[bytes]) -> list[ParsedMessage]:
+    assert _options is not None, "the pool's initializer sets the options"
+    return [parse_message(raw, _options) for raw in raws]

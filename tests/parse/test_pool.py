@@ -1,0 +1,41 @@
+"""Parsing a backlog in worker processes gives what parsing in-process gives."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+
+import pytest
+
+from ingest.parse.message import ParseOptions
+from ingest.parse.pool import MIN_POOLED, InProcessParser, ParsePool
+from tests.sources.mail import reply, unrelated
+
+OPTIONS = ParseOptions()
+BATCH = [reply(f"TKN{n % 10}-ABCD") if n % 3 else unrelated() for n in range(MIN_POOLED + 8)]
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[ParsePool]:
+    with ParsePool(OPTIONS, 2) as started:
+        yield started
+
+
+def test_a_pool_parses_a_batch_in_order_as_in_process(pool: ParsePool) -> None:
+    assert pool.parse(BATCH) == InProcessParser(OPTIONS).parse(BATCH)
+
+
+def test_parsing_begun_with_start_is_collected_later(pool: ParsePool) -> None:
+    first, second = pool.start(BATCH), pool.start(BATCH[:3])
+    assert [p.subject for p in second()] == [p.subject for p in first()[:3]]
+
+
+def test_a_parsing_process_that_dies_costs_no_message(
+        pool: ParsePool, caplog: pytest.LogCaptureFixture) -> None:
+    victim = next(iter(pool._executor._processes))  # a real process, really killed
+    os.kill(victim, signal.SIGKILL)
+    assert [p.message_id for p in pool.parse(BATCH)] == [
+        p.message_id for p in InProcessParser(OPTIONS).parse(BATCH)]
+    assert "a parsing process ended unexpectedly" in caplog.text
+    assert len(pool.parse(BATCH)) == len(BATCH)  # started afresh
