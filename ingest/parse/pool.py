@@ -1,10 +1,11 @@
 """Parsing in worker processes, for backlogs: parsing is CPU work, and one process has one core.
 
 A batch is cut into one slice per process. ``start`` returns at once, so the poller
-records the previous batch while this one is parsed. Small batches (a message that
+records one chunk of a fetched batch while the next chunks are parsed. Small batches (a message that
 IDLE just announced) parse in-process: shipping them to another process costs more
-than parsing them. If a worker process dies, the batch is parsed in-process and the
-pool is started afresh.
+than parsing them, and the processes start only when a batch needs them (or at once,
+where forking is cheap). If a worker process dies, the batch is parsed in-process and
+the processes start afresh with the next large batch.
 """
 
 from __future__ import annotations
@@ -65,20 +66,28 @@ class ParsePool:
         self.local = InProcessParser(options)
         self.workers = workers
         self._lock = threading.Lock()
-        self._executor = self._start()
+        self._executor: ProcessPoolExecutor | None = None
+        if threading.active_count() == 1:
+            self._executor = self._start()  # forking is cheap and safe now: no thread yet
 
     def _start(self) -> ProcessPoolExecutor:
-        # Forked before the poller starts its threads, the processes inherit the imported
-        # modules and the compiled vocabulary for free. Once threads run, forking could copy
-        # a lock one of them holds: a fresh interpreter from the fork server is safe.
+        # Forked while this is the only thread, the processes inherit the imported modules
+        # and the compiled vocabulary for free. Once threads run, forking could copy a lock
+        # one of them holds: then a fresh interpreter from the fork server is safe (~1 s).
         single = threading.active_count() == 1
         context = multiprocessing.get_context("fork" if single else "forkserver")
         self.local.parse([_WARM_UP])  # compiles the vocabulary, for forked processes too
         executor = ProcessPoolExecutor(self.workers, context, initializer=_set_options,
                                        initargs=(self.local.options,))
-        # Start every process now, while this is still the only thread.
-        list(executor.map(_parse_slice, [[_WARM_UP]] * self.workers))
+        list(executor.map(_parse_slice, [[_WARM_UP]] * self.workers))  # every process, now
         return executor
+
+    def _running(self) -> ProcessPoolExecutor:
+        """The processes, started on the first batch that needs them if not at creation."""
+        with self._lock:
+            if self._executor is None:
+                self._executor = self._start()
+            return self._executor
 
     def parse(self, raws: Sequence[bytes]) -> list[ParsedMessage]:
         """Parse ``raws`` across the worker processes (small batches here)."""
@@ -92,7 +101,8 @@ class ParsePool:
         size = -(-len(raws) // self.workers)
         slices = [raws[first:first + size] for first in range(0, len(raws), size)]
         try:
-            futures = [self._executor.submit(_parse_slice, part) for part in slices]
+            executor = self._running()
+            futures = [executor.submit(_parse_slice, part) for part in slices]
         except BrokenProcessPool:
             return self._broken(raws)
 
@@ -107,17 +117,18 @@ class ParsePool:
     def _broken(self, raws: Sequence[bytes]) -> Parsing:
         log.warning("a parsing process ended unexpectedly; parsing this batch in-process "
                     "and starting the processes again")
-        self._restart()
-        return self.local.start(raws)
-
-    def _restart(self) -> None:
         with self._lock:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = self._start()
+            if self._executor is not None:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = None
+        return self.local.start(raws)
 
     def close(self) -> None:
         """Stop the worker processes."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True, cancel_futures=True)
+                self._executor = None
 
     def __enter__(self) -> ParsePool:
         return self

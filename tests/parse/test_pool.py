@@ -33,6 +33,8 @@ def test_parsing_begun_with_start_is_collected_later(pool: ParsePool) -> None:
 
 def test_a_parsing_process_that_dies_costs_no_message(
         pool: ParsePool, caplog: pytest.LogCaptureFixture) -> None:
+    pool.parse(BATCH)  # the processes are running
+    assert pool._executor is not None
     victim = next(iter(pool._executor._processes))  # a real process, really killed
     os.kill(victim, signal.SIGKILL)
     assert [p.message_id for p in pool.parse(BATCH)] == [
