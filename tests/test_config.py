@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from datetime import date
 from pathlib import Path
@@ -255,3 +256,13 @@ def test_invalid_serve_section(
     monkeypatch.delenv("ACKMAIL_DATABASE_URL", raising=False)
     with pytest.raises(ConfigError, match=expected):
         load_settings(write(tmp_path, body))
+
+
+def test_parse_workers_default_to_the_cpus_and_are_checked(tmp_path: Path) -> None:
+    path = tmp_path / "ackmail.toml"
+    assert load_settings(path, require_file=False).parse_workers == (os.cpu_count() or 1)
+    path.write_text("[service]\nparse_workers = 0\n")
+    assert load_settings(path).parse_workers == 0
+    path.write_text("[service]\nparse_workers = -1\n")
+    with pytest.raises(ConfigError, match="key 'parse_workers' must be between 0 and 64, not -1"):
+        load_settings(path)
