@@ -11,25 +11,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from ingest.cli.context import CommandContext
-from ingest.correlate import correlate
-from ingest.decide import Vote, decide
 from ingest.errors import ConfigError, UserError
-from ingest.parse.base import MessageKind, ParsedMessage
-from ingest.parse.message import parse_message, read_intent
-from ingest.pipeline import PipelineConfig
-from ingest.pipeline.handle import IGNORED_KINDS
-from ingest.record import add_event
-from ingest.store.db import read_session
-from ingest.store.models import Message, MessageStatus, Request, Response
-from ingest.timeutil import isoformat_z, utcnow
+from ingest.parse.base import ParsedMessage
+from ingest.pipeline import Arrival, PipelineConfig, Processed
+from ingest.pipeline.handle import Batch
+from ingest.sources.base import SourceRef
+from ingest.store.models import Event
 from rules.actions.registry import ActionRegistry, build_registry
 from rules.base import ActionEnvironment, RulesError
 from rules.engine import evaluate
@@ -100,8 +96,7 @@ def run_test(ctx: CommandContext) -> int:
     rules, _ = load_configured_rules(ctx, ctx.args.rules)
     raw = _read(ctx.args.message)
     config = PipelineConfig.from_settings(ctx.settings)
-    with read_session(ctx.store()) as session:
-        prediction = predict_events(session, config, raw)
+    prediction = predict_events(ctx.store(), config, raw)
     print(f"{ctx.args.message}: {prediction.summary}")
     if not prediction.events:
         print("no events: no rule would run")
@@ -123,59 +118,22 @@ def _read(name: str) -> bytes:
         raise UserError(f"cannot read {name}: {exc.strerror}; check the path") from None
 
 
-def predict_events(session: Session, config: PipelineConfig, raw: bytes) -> Prediction:
-    """The events the pipeline would write for ``raw``, without writing anything."""
-    parsed = parse_message(raw, config.parse)
-    if parsed.problem:
-        message = _message(parsed, MessageStatus.QUARANTINED, parsed.problem)
-        return Prediction(f"quarantined: {parsed.problem}",
-                          [_event("message.quarantined", message=message)])
-    found = correlate(session, parsed, secret=config.token_secret,
-                      reply_address=config.reply_address)
-    if parsed.kind in IGNORED_KINDS:
-        return Prediction(f"{IGNORED_KINDS[parsed.kind]}: ignored, ingest writes no event", [])
-    if found.request is None:
-        reason = f"not an answer to any request: {found.problem}"
-        message = _message(parsed, MessageStatus.IGNORED, reason)
-        return Prediction(reason, [_event("message.unmatched", message=message)])
-    return _answer(parsed, found.request, Vote(found.recipient, parsed.sender, parsed.intent,
-                                               utcnow()), config)
+def predict_events(engine: Engine, config: PipelineConfig, raw: bytes) -> Prediction:
+    """The events the pipeline would write for ``raw``: the real pipeline runs, in a
+    transaction that is rolled back, so nothing is recorded."""
+    arrival = Arrival(SourceRef(DRY_RUN_MAILBOX, f"rules-test:{uuid.uuid4().hex}"), raw)
+    with Session(engine) as session:  # never committed
+        (handled,) = Batch(session, config, [arrival]).run()
+        events = [(event_type, dict(payload)) for event_type, payload in session.execute(
+            select(Event.type, Event.payload)
+            .where(Event.message_id == handled.processed().message_id).order_by(Event.id))]
+    return Prediction(_summary(handled.parsed, handled.processed(), events), events)
 
 
-def _answer(parsed: ParsedMessage, request: Request, vote: Vote,
-            config: PipelineConfig) -> Prediction:
-    if parsed.kind == MessageKind.REPLY and request.subject:
-        parsed = read_intent(parsed, config.parse, request_subject=request.subject)
-        vote = Vote(vote.recipient, vote.sender, parsed.intent, vote.received_at)
-    decision = decide(request, vote, [r for r in request.responses if r.counted])
-    message = _message(parsed, MessageStatus.PROCESSED, decision.reason)
-    response = Response(
-        request_id=request.id, address=parsed.sender.address or "", intent=parsed.intent,
-        reply_text=parsed.reply_text, counted=decision.counted, decisive=decision.decisive,
-        reason=decision.reason, sender_verified=parsed.sender.verified,
-    )
-    events = [_event("response.recorded", message=message, request=request, response=response)]
-    if decision.new_status is not None:
-        decided = _event(f"request.{decision.new_status}", message=message, request=request,
-                         response=response)
-        # The pipeline settles the request in the same transaction; show it settled.
-        decided[1]["request"] |= {"status": str(decision.new_status),
-                                  "decided_at": isoformat_z(vote.received_at)}
-        events.append(decided)
-    summary = (f"{parsed.kind} from {parsed.sender.address}, intent {parsed.intent}, "
-               f"request #{request.id} ({request.ref}): {decision.reason}")
-    return Prediction(summary, events)
-
-
-def _message(parsed: ParsedMessage, status: MessageStatus, reason: str) -> Message:
-    """A message row that is never added to a session: only its payload is wanted."""
-    return Message(mailbox=DRY_RUN_MAILBOX, source_key="-", message_id_header=parsed.message_id,
-                   sender=parsed.sender.address, subject=parsed.subject,
-                   kind=None if parsed.problem else parsed.kind, status=status, reason=reason)
-
-
-def _event(event_type: str, **rows: Any) -> tuple[str, dict[str, Any]]:
-    # A session that is never flushed: add_event only builds the payload here.
-    with Session() as scratch:
-        event = add_event(scratch, event_type, **rows)
-    return event_type, dict(event.payload)
+def _summary(parsed: ParsedMessage | None, result: Processed,
+             events: list[tuple[str, dict[str, Any]]]) -> str:
+    if parsed is None or result.request_id is None:
+        return f"{result.status}: {result.reason}"
+    ref = next((payload["request"]["ref"] for _, payload in events if "request" in payload), "")
+    return (f"{parsed.kind} from {parsed.sender.address}, intent {result.intent}, "
+            f"request #{result.request_id} ({ref}): {result.reason}")
