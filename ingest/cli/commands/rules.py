@@ -1,10 +1,10 @@
 """``ackmail rules check [FILE]`` and ``ackmail rules test FILE.eml``.
 
 ``check`` validates the rules file and names file:LINE for every problem.
-``test`` runs a message through the real parse and correlate hops inside a
-read-only session, works out the events ingest would write for it, and shows
-which rules would fire on each — and why every other rule would not. Nothing
-is recorded, sent or delivered.
+``test`` runs a message through the real pipeline in a transaction that is
+rolled back, takes the events ingest wrote for it, and shows which rules would
+fire on each — and why every other rule would not. Nothing is recorded, sent
+or delivered.
 """
 
 from __future__ import annotations
