@@ -83,8 +83,9 @@ def read_body(root: Message, limits: ParseLimits) -> tuple[str, bool, list[str]]
 
 def child_parts(part: Message) -> list[Message]:
     """The sub-parts of a multipart or message/* part; [] for a leaf."""
-    payload = part.get_payload()
-    return [child for child in payload if isinstance(child, Message)] if part.is_multipart() else []
+    if not part.is_multipart():
+        return []  # a leaf's get_payload() decodes 8-bit text by its charset, which can raise
+    return [child for child in part.get_payload() if isinstance(child, Message)]
 
 
 def _find_body(root: Message) -> Message | None:

@@ -83,8 +83,9 @@ def classify_intent(
     take_back = words.take_back.search(folded)
     intent, summary = _decide(
         evidence,
-        doubt.group(0) if doubt else None,
-        take_back.group(0).strip(" ,;:.!?") if take_back else None,
+        # Whole-text matches may span lines; a reason stays on one.
+        " ".join(doubt.group(0).split()) if doubt else None,
+        " ".join(take_back.group(0).split()).strip(" ,;:.!?") if take_back else None,
     )
     if summary:
         reasons.append(summary)
@@ -105,8 +106,12 @@ def subject_words_added(
     text = _TAG.sub(" ", subject)
     original = " ".join(prefix.sub(" ", _TAG.sub(" ", request_subject or "")).split())
     added = ""
-    pattern = r"\s+".join(map(re.escape, original.split()))
-    found = re.search(pattern, text, re.IGNORECASE) if original else None
+    words = r"\s+".join(map(re.escape, original.split()))
+    # The last whole-word match: a request subject "A" or "Re" is not the "AW:" or
+    # "Re:" the client wrote before it.
+    pattern = rf"(?:(?<!\w)|(?=\W)){words}(?:(?!\w)|(?<=\W))"
+    matches = list(re.finditer(pattern, text, re.IGNORECASE)) if original else []
+    found = matches[-1] if matches else None
     if found:
         added = prefix.sub(" ", f"{text[: found.start()]} {text[found.end() :]}")
     elif first := prefix.search(text):

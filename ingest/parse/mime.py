@@ -37,7 +37,13 @@ _DEFAULT_LIMITS = ParseLimits()
 
 _HEADER_START = re.compile(rb"(?:From [^\n]*\n)?[\x21-\x39\x3b-\x7e]+[ \t]*:")
 _HEADER_LINE = re.compile(rb"^[^ \t\r\n]", re.MULTILINE)
-_BOUNDARY_PARAM = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))', re.I)
+# The lines the parser takes as headers (email.feedparser's headerRE); the body starts at
+# the next line, which is blank or not (a header block may end without the blank line).
+_HEADER_BLOCK = re.compile(rb"(?:(?:From |[\x21-\x39\x3b-\x7e]*:|[ \t])[^\n]*(?:\n|\Z))*")
+_BOUNDARY_PARAM = re.compile(
+    rb'boundary\s*=\s*(?:"([^"\\\r\n]{1,200})"(?=[\s;]|$)|([^\s;"\\]{1,200})(?=[\s;]|$))', re.I)
+# Every boundary parameter, also those the scan cannot read (RFC 2231, escapes, over-long).
+_ANY_BOUNDARY_PARAM = re.compile(rb"boundary\s*[*=]", re.I)
 _CONTENT_TYPE_HEADER = re.compile(
     rb"^content-type:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.IGNORECASE | re.MULTILINE)
 _DASH_LINE = re.compile(rb"^--[^\r\n]*", re.MULTILINE)
@@ -228,9 +234,11 @@ def _problem_message(raw: bytes, problem: str, headers: HeaderView) -> DecodedMe
 
 
 def _header_end(raw: bytes) -> int:
-    """Offset just past the blank line that ends the top-level headers."""
-    ends = [found + len(blank) for blank in (b"\n\n", b"\n\r\n") if (found := raw.find(blank)) >= 0]
-    return min(ends, default=len(raw))
+    """Where the parser starts the body: past a blank line, or at a line that is no header."""
+    block = _HEADER_BLOCK.match(raw)
+    end = block.end() if block else 0
+    blank = next((line for line in (b"\n", b"\r\n") if raw.startswith(line, end)), b"")
+    return end + len(blank)
 
 
 def _envelope_problem(raw: bytes, header_count: int, limits: ParseLimits) -> str | None:
@@ -261,6 +269,8 @@ def _depth_problem(limits: ParseLimits) -> str:
 
 def _structure_estimate_problem(raw: bytes, limits: ParseLimits) -> str | None:
     """Refuse floods of parts, nesting or parse work before the parser meets them."""
+    if raw.count(b"\r") != raw.count(b"\r\n"):  # the parser ends lines at lone CRs too
+        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     # Every part and every level of nesting needs a line starting "--": with few of
     # them, and a modest line count, nothing can go wrong and the boundary scan is spared.
     lines, dash_lines = raw.count(b"\n"), raw.count(b"\n--")
@@ -268,10 +278,13 @@ def _structure_estimate_problem(raw: bytes, limits: ParseLimits) -> str | None:
     if dash_lines < min(limits.max_parts, limits.max_depth) and lines * (3 + dash_lines) <= budget:
         return None
     problem, depth = _boundary_scan(raw, limits)
+    unread = len(_ANY_BOUNDARY_PARAM.findall(raw)) > len(_BOUNDARY_PARAM.findall(raw))
+    if unread:  # boundaries the scan cannot read: every "--" line may open a level
+        depth = max(depth, dash_lines)
     # The parser tests every line against each enclosing boundary, so its work grows
     # with lines x depth (~1 s at this budget); no real message comes near it.
     if problem is None and lines * (3 + depth) > budget:
-        nesting = f" nested {depth} levels deep" if depth else ""
+        nesting = f" nested {'up to ' if unread else ''}{depth} levels deep" if depth else ""
         return (f"message has {lines:,} lines{nesting}, more parsing work than the "
                 f"{limits.max_bytes:,}-byte limit allows (raise [limits] max_bytes to accept it)")
     return problem
