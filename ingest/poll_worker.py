@@ -119,6 +119,7 @@ class MailboxWorker:
         self.cursor = Cursor()
         self.backlog_before: datetime | None = None
         self.sessions = 0
+        self.filed_this_session = 0
 
     @property
     def name(self) -> str:
@@ -182,11 +183,12 @@ class MailboxWorker:
 
     def _session(self) -> bool:
         """Connect, drain, then wait and drain until stop. True: reconnect with a fresh
-        backoff (a connection that had been healthy for a while broke)."""
+        backoff (a connection that had been healthy for a while, or had filed mail, broke)."""
         if self.stop.is_set():
             return False
         self._load_position()
         source = make_source(self.context, self.registry)
+        self.filed_this_session = 0
         try:
             source.connect()
             self.sessions += 1
@@ -195,6 +197,15 @@ class MailboxWorker:
             self.tally.error = None
             self._drain(source)
             return self._follow(source)
+        except TransientError as exc:
+            # A link that breaks every few minutes but files mail in between is working:
+            # growing the backoff would only leave mail waiting longer.
+            if not self.filed_this_session:
+                raise
+            log.warning("%s (reconnecting at once: this session filed %d messages)",
+                        exc, self.filed_this_session)
+            self._note_error(str(exc))
+            return True
         finally:
             source.close()
 
@@ -276,6 +287,7 @@ class MailboxWorker:
             source.acknowledge(settled)
             self.checkpoints.advance(batch.cursor)
         self.cursor = batch.cursor
+        self.filed_this_session += len(settled)
 
     def _note_error(self, text: str) -> None:
         try:

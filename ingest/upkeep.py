@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from ingest.auth import TokenProviders, auth_status
 from ingest.config import MailboxConfig, Settings
@@ -113,6 +114,9 @@ def _guarded(what: str, job: Callable[[], object]) -> None:
         job()
     except TransientError as exc:
         log.warning("%s failed, will retry: %s", what, exc)
+    except DBAPIError as exc:  # the database is down or restarting: a fault that passes
+        cause = (str(exc.orig).strip() or type(exc.orig).__name__).splitlines()[0]
+        log.warning("%s failed, will retry: database error (%s)", what, cause)
     except AckmailError as exc:
         log.error("%s failed: %s", what, exc)
     except Exception:  # a periodic job must never end the poller

@@ -6,7 +6,8 @@ again | dead), ``attempts``, ``next_attempt_at``, ``last_error``, and the lease
 attempt count the claimer saw, so two dispatchers never both win the same row;
 on PostgreSQL the SELECT also takes ``FOR UPDATE SKIP LOCKED`` so they do not
 even wait for each other. A ``sending`` row whose lease ran out belongs to a
-crashed dispatcher and is claimed again (same outcome id, same Idempotency-Key).
+crashed dispatcher and is claimed again (same outcome id, same Idempotency-Key); one
+still leased to the claiming worker itself was left by a round that broke off.
 """
 
 from __future__ import annotations
@@ -47,10 +48,14 @@ class Claim:
     worker: str
 
 
-def _due(now: datetime) -> ColumnElement[bool]:
+def _due(now: datetime, worker: str) -> ColumnElement[bool]:
+    sending = Outcome.status == OutcomeStatus.SENDING
     return or_(
         and_(Outcome.status == OutcomeStatus.PENDING, Outcome.next_attempt_at <= now),
-        and_(Outcome.status == OutcomeStatus.SENDING, Outcome.claimed_until < now),
+        and_(sending, Outcome.claimed_until < now),
+        # A worker's rounds never overlap, so what it still holds when it claims again was
+        # left by a round the database cut short: it need not wait out its own lease.
+        and_(sending, Outcome.claimed_by == worker),
     )
 
 
@@ -61,7 +66,7 @@ def claim_due(engine: Engine, worker: str, lease: timedelta, limit: int) -> list
         select(Outcome.id, Outcome.status, Outcome.attempts, Outcome.rule, Outcome.action,
                Outcome.params, Event.id, Event.type, Event.payload)
         .join(Event, Event.id == Outcome.event_id)
-        .where(_due(now))
+        .where(_due(now, worker))
         .order_by(Outcome.next_attempt_at, Outcome.id)
         .limit(limit)
         .with_for_update(skip_locked=True, of=Outcome)

@@ -6,4 +6,5 @@ pytest_plugins: list[str] = [
     "tests.servers.dovecot_fixtures",
     "tests.servers.idp_fixtures",
     "tests.servers.rules_fixtures",
+    "tests.servers.fault_fixtures",
 ]

@@ -123,13 +123,18 @@ def child(argv: list[str]) -> None:
     print(json.dumps({"messages": count, "seconds": seconds, "maxrss_kb": peak_rss_kb()}))
 
 
-def peak_rss_kb() -> int:
-    """This process's own peak RSS. getrusage's ru_maxrss would carry the parent's peak
-    across fork+exec (Linux keeps the larger one), so read the address space's VmHWM."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+def peak_rss_kb(pid: int | str = "self") -> int:
+    """A process's peak RSS (this one's by default; 0 for one that has ended). getrusage's
+    ru_maxrss would carry the parent's peak across fork+exec (Linux keeps the larger one),
+    so read the address space's VmHWM."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return 0
+    for line in status.splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss if pid == "self" else 0
 
 
 def measure(server: DovecotServer, job: str, *extra: str) -> Run:
@@ -177,17 +182,21 @@ class Databases:
         self.admin.dispose()
 
 
-def load(server: DovecotServer, db_url: str, count: int, matched: float) -> None:
-    """Register requests in the database and deliver ``count`` messages, ``matched`` of
-    them answering one."""
+def make_messages(db_url: str, count: int, matched: float) -> list[bytes]:
+    """Register requests in the database and return ``count`` messages, ``matched`` of
+    them answering one (those come first)."""
     engine = make_engine(db_url)
     answering = int(count * matched)
     tokens = [request_for(engine, ref=f"BENCH-{n}").recipients[0].token
               for n in range(answering)]
     engine.dispose()
-    messages = [reply(token) for token in tokens] + \
+    return [reply(token) for token in tokens] + \
         [unrelated("bench ") for _ in range(count - answering)]
-    server.deliver_many(server.users.bob.address, messages)
+
+
+def load(server: DovecotServer, db_url: str, count: int, matched: float) -> None:
+    """Deliver ``count`` messages into bob's INBOX, ``matched`` of them answering a request."""
+    server.deliver_many(server.users.bob.address, make_messages(db_url, count, matched))
 
 
 def idle_latency(server: DovecotServer, db_url: str, deliveries: int) -> list[float]:

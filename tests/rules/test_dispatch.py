@@ -171,6 +171,22 @@ def test_a_crash_after_sending_resends_with_the_same_key(
     assert http_receiver.keys() == {str(outcome.id): 2}
 
 
+def test_a_round_cut_short_is_taken_up_by_the_same_dispatcher_at_once(
+    engine: Engine, hook_rules: RuleSet, registry: ActionRegistry, add_decision: AddEvent,
+    http_receiver: HttpReceiver,
+) -> None:
+    add_decision()
+    process_events(engine, hook_rules)
+    # The database went away after the claim: the round ended with the outcome "sending".
+    claim_due(engine, "steady", timedelta(minutes=5), 10)
+    assert claim_due(engine, "other", timedelta(minutes=5), 10) == []  # leased to "steady"
+
+    assert _dispatcher(engine, hook_rules, registry, worker_id="steady").run_once().delivered == 1
+    [outcome] = _outcomes(engine)
+    assert outcome.status == OutcomeStatus.DELIVERED and outcome.attempts == 2
+    assert http_receiver.keys() == {str(outcome.id): 1}
+
+
 def test_a_permanent_failure_is_dead_at_once(
     engine: Engine, make_rules: MakeRules, registry: ActionRegistry, add_decision: AddEvent,
     tmp_path: Path,

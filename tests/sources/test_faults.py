@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import ClassVar
 
+import pytest
 from sqlalchemy import Engine
 
 from ingest.auth import TokenProviders
@@ -36,7 +37,7 @@ def _recorded(engine: Engine, count: int) -> bool:
 
 def test_a_connection_cut_mid_fetch_reconnects_and_records_everything_once(
         dovecot: DovecotServer, engine: Engine, make_poller: PollerFactory,
-        tcp_proxy_factory: TcpProxyFactory) -> None:
+        tcp_proxy_factory: TcpProxyFactory, caplog: pytest.LogCaptureFixture) -> None:
     bob = dovecot.users.bob.address
     dovecot.deliver_many(bob, [unrelated() for _ in range(30)])
     proxy = tcp_proxy_factory(dovecot.host, dovecot.imaps_port)
@@ -50,6 +51,9 @@ def test_a_connection_cut_mid_fetch_reconnects_and_records_everything_once(
     assert len(keys) == len(set(keys)) == 30
     assert dovecot.list_folder(bob, "ackmail/processed") == 30
     assert proxy.accepted >= 3
+    # Each broken session had filed a batch: it reconnects at once, the backoff never grows.
+    assert "reconnecting at once: this session filed 5 messages" in caplog.text
+    assert "attempt 2)" not in caplog.text
 
 
 def test_a_server_restart_during_the_loop_loses_and_repeats_nothing(
