@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -24,6 +26,7 @@ from ingest.parse.message import ParseOptions, parse_message
 log = logging.getLogger(__name__)
 # Below this many messages a batch is parsed in-process.
 MIN_POOLED = 32
+_PARENT_CHECK_SECONDS = 1.0
 
 _WARM_UP = b"From: a@example.test\r\nSubject: Re: warm-up\r\n\r\napproved\r\n"
 _options: ParseOptions | None = None  # each worker process's own, set once at its start
@@ -140,6 +143,15 @@ class ParsePool:
 def _set_options(options: ParseOptions) -> None:
     global _options
     _options = options
+    # A poller killed with SIGKILL cannot stop its parsing processes, and they would wait
+    # for work forever: each leaves as soon as the process that started it is gone.
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(_PARENT_CHECK_SECONDS)
+    os._exit(0)
 
 
 def _parse_slice(raws: Sequence[bytes]) -> list[ParsedMessage]:

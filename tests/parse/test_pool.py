@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -41,3 +45,36 @@ def test_a_parsing_process_that_dies_costs_no_message(
         p.message_id for p in InProcessParser(OPTIONS).parse(BATCH)]
     assert "a parsing process ended unexpectedly" in caplog.text
     assert len(pool.parse(BATCH)) == len(BATCH)  # started afresh
+
+
+HOLDER = """
+import sys
+from ingest.parse.message import ParseOptions
+from ingest.parse.pool import ParsePool
+pool = ParsePool(ParseOptions(), 2)
+pool.parse([b"Subject: x\\r\\n\\r\\nhi\\r\\n"] * 40)
+print(*pool._executor._processes, flush=True)
+sys.stdin.read()  # hold the pool until killed
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_parsing_processes_leave_when_their_poller_is_killed() -> None:
+    with subprocess.Popen([sys.executable, "-c", HOLDER], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, text=True) as holder:
+        try:
+            assert holder.stdout is not None
+            children = [int(pid) for pid in holder.stdout.readline().split()]
+            assert len(children) == 2 and all(_alive(pid) for pid in children)
+        finally:
+            holder.kill()  # SIGKILL: the pool gets no chance to stop its processes
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in children), "parse processes outlived the poller"
