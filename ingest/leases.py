@@ -172,7 +172,7 @@ class LeaseBook:
         kept = {(mailbox, folder) for mailbox, folder in rows}
         for mailbox, _folder in sorted(set(held) - kept):
             log.warning("mailbox '%s': lease lost to another poller; its worker stops after "
-                        "the message in hand", mailbox)
+                        "the batch in hand", mailbox)
         return kept
 
     def release(self, keys: Collection[Key], why: str) -> None:

@@ -5,7 +5,7 @@ runs one ``MailboxWorker`` thread per folder this poller holds, and, for the
 long-running form, starts the upkeep thread (background tasks every tick, pruning
 hourly, auth upkeep daily). On PostgreSQL several pollers share the folders through
 leases (``leases``); on SQLite, or in a dry run, this poller takes them all. ``stop()``
-— wired to SIGTERM/SIGINT by ``stop_on_signals`` — lets each worker finish the message
+— wired to SIGTERM/SIGINT by ``stop_on_signals`` — lets each worker finish the batch
 in hand, acknowledge what is committed and log out. With ``once`` every worker drains
 its folder and ends, the upkeep jobs run once, and ``run()`` returns the per-mailbox
 summary, naming the folders another live poller held.
@@ -127,7 +127,7 @@ class Poller:
                              registry=self.registry, report=self.report, parser=self.parser)
 
     def stop(self) -> None:
-        """Ask every worker to finish the message in hand and end; safe from a signal handler."""
+        """Ask every worker to finish the batch in hand and end; safe from a signal handler."""
         self._stop.set()
         self.keeper.halt()
 

@@ -4,7 +4,7 @@ It is the poller's main loop. Every heartbeat (a third of the lease) it says the
 poller is alive, renews the leases it holds, stops the worker of a lease it lost,
 hands back the leases above its fair share (ceil(folders / live pollers), so a poller
 that starts later gets its part) and claims free or expired ones up to that share. A
-lease goes back only once its worker has finished the message in hand and ended, so
+lease goes back only once its worker has finished the batch in hand and ended, so
 two pollers never work one folder at once unless a lease was lost. With ``once`` it
 claims what it can at the start, and each folder's lease goes back when it is drained.
 """
@@ -72,7 +72,7 @@ class Keeper:
             self._shutdown()
 
     def halt(self) -> None:
-        """Ask every worker to finish the message in hand; safe from a signal handler."""
+        """Ask every worker to finish the batch in hand; safe from a signal handler."""
         self._halted = True
         for run in [*self.running.values(), *self.stopping]:
             run.stop.set()

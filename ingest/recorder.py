@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from ingest.decide import Decision
 from ingest.parse.base import MessageKind, ParsedMessage
-from ingest.record import clip, content_hash, event_values, request_payload
+from ingest.record import clip, event_values, request_payload
 from ingest.sources.base import SourceRef
 from ingest.store.models import (
     Base,
@@ -143,6 +143,7 @@ class Recorder:
         self,
         source: SourceRef,
         raw: bytes,
+        digest: str,
         parsed: ParsedMessage | None,
         *,
         status: MessageStatus,
@@ -151,11 +152,12 @@ class Recorder:
         request: Request | None = None,
         keep_raw: bool = True,
     ) -> MessageRow:
-        """A row for every message seen, whatever became of it (and its bytes, to reprocess)."""
+        """A row for every message seen, whatever became of it (and its bytes, to reprocess);
+        ``digest`` is the bytes' ``content_hash``."""
         row = MessageRow(
             mailbox=source.mailbox,
             source_key=source.source_key,
-            content_hash=content_hash(raw),
+            content_hash=digest,
             message_id_header=clip(parsed.message_id if parsed else None, MAX_HEADER),
             status=status,
             folder=source.folder,

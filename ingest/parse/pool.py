@@ -1,11 +1,11 @@
 """Parsing in worker processes, for backlogs: parsing is CPU work, and one process has one core.
 
 A batch is cut into one slice per process. ``start`` returns at once, so the poller
-records one chunk of a fetched batch while the next chunks are parsed. Small batches (a message that
-IDLE just announced) parse in-process: shipping them to another process costs more
-than parsing them, and the processes start only when a batch needs them (or at once,
-where forking is cheap). If a worker process dies, the batch is parsed in-process and
-the processes start afresh with the next large batch.
+records one chunk of a fetched batch while the next chunks are parsed. Small batches
+(a message that IDLE just announced) parse in-process: shipping them to another
+process costs more than parsing them, and the processes start only when a batch needs
+them (or at once, where forking is cheap). If a worker process dies, the batch is
+parsed in-process and the processes start afresh with the next large batch.
 """
 
 from __future__ import annotations

@@ -59,8 +59,9 @@ class Batch:
         self.parsing = parsing or InProcessParser(config.parse).start(
             [arrival.raw for arrival in arrivals])
         self.recorder = Recorder(session)
-        self.recorded = RecordedIndex(
-            session, [(arrival.source, content_hash(arrival.raw)) for arrival in arrivals])
+        self.digests = [content_hash(arrival.raw) for arrival in arrivals]
+        sources = [arrival.source for arrival in arrivals]
+        self.recorded = RecordedIndex(session, list(zip(sources, self.digests, strict=True)))
 
     def run(self, note: str | None = None) -> list[Handled]:
         """Work out and record what becomes of each message, in order."""
@@ -72,15 +73,16 @@ class Batch:
         known = recipients_for(self.session, tokens)
         # Rows wait for the flush below; a query in between must not write them one by one.
         with self.session.no_autoflush:
-            handled = [_Job(self, arrival, note).run(each, found, known) for arrival, each, found
-                       in zip(self.arrivals, parsed, candidates, strict=True)]
+            handled = [_Job(self, arrival, digest, note).run(each, found, known)
+                       for arrival, digest, each, found
+                       in zip(self.arrivals, self.digests, parsed, candidates, strict=True)]
         self.recorder.flush()
         return handled
 
     def quarantine(self, reason: str) -> list[Handled]:
         """Record each message as quarantined with ``reason``, without parsing it."""
-        handled = [_Job(self, arrival).quarantined(reason, None, [reason])
-                   for arrival in self.arrivals]
+        handled = [_Job(self, arrival, digest).quarantined(reason, None, [reason])
+                   for arrival, digest in zip(self.arrivals, self.digests, strict=True)]
         self.recorder.flush()
         return handled
 
@@ -100,16 +102,16 @@ class Batch:
 class _Job:
     """One message: the steps of the pipeline, each a method."""
 
-    def __init__(self, batch: Batch, arrival: Arrival, note: str | None = None) -> None:
-        self.batch, self.config, self.arrival = batch, batch.config, arrival
+    def __init__(self, batch: Batch, arrival: Arrival, digest: str,
+                 note: str | None = None) -> None:
+        self.batch, self.config, self.arrival, self.digest = batch, batch.config, arrival, digest
         self.notes = [note] if note else []
         self.parsed: ParsedMessage | None = None
 
     def run(self, parsed: ParsedMessage, candidates: list[TokenCandidate],
             known: Mapping[str, Recipient]) -> Handled:
         self.parsed = parsed
-        existing = self.batch.recorded.find(
-            self.arrival.source, content_hash(self.arrival.raw), parsed.message_id)
+        existing = self.batch.recorded.find(self.arrival.source, self.digest, parsed.message_id)
         if existing is not None:
             return self.duplicate(existing)
         if parsed.problem:
@@ -148,6 +150,7 @@ class _Job:
         message = self.batch.recorder.message(
             self.arrival.source,
             self.arrival.raw,
+            self.digest,
             parsed,
             status=status,
             reason=reason,

@@ -124,10 +124,11 @@ def predict_events(engine: Engine, config: PipelineConfig, raw: bytes) -> Predic
     arrival = Arrival(SourceRef(DRY_RUN_MAILBOX, f"rules-test:{uuid.uuid4().hex}"), raw)
     with Session(engine) as session:  # never committed
         (handled,) = Batch(session, config, [arrival]).run()
+        result = handled.processed()
         events = [(event_type, dict(payload)) for event_type, payload in session.execute(
             select(Event.type, Event.payload)
-            .where(Event.message_id == handled.processed().message_id).order_by(Event.id))]
-    return Prediction(_summary(handled.parsed, handled.processed(), events), events)
+            .where(Event.message_id == result.message_id).order_by(Event.id))]
+    return Prediction(_summary(handled.parsed, result, events), events)
 
 
 def _summary(parsed: ParsedMessage | None, result: Processed,
