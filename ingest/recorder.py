@@ -100,7 +100,7 @@ class RecordedIndex:
                                    (Message.content_hash, [digest for _, digest in group])):
                 query = select(*columns).where(Message.mailbox == mailbox, column.in_(values))
                 for row in session.execute(query):
-                    self.add(Recorded(*row))
+                    self.add(Recorded(**row._asdict()))
 
     def add(self, recorded: Recorded) -> None:
         """Index a row (one found, or one this batch records)."""
