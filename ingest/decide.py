@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from ingest.errors import UserError
 from ingest.parse.base import Intent, SenderInfo
-from ingest.store.models import Recipient, Request, RequestKind, RequestStatus, Response
+from ingest.store.models import Recipient, Request, RequestKind, RequestStatus
 
 DECIDING_INTENTS = {
     RequestKind.APPROVAL: {
@@ -47,6 +48,21 @@ class Policy:
         )
 
 
+class Answer(Protocol):
+    """An earlier response, as deciding needs it (a stored row, or one a batch is writing)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def recipient_id(self) -> int | None: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def intent(self) -> Intent: ...
+    @property
+    def counted(self) -> bool: ...
+
+
 @dataclass(frozen=True)
 class Vote:
     """What the decide hop needs to know about one response."""
@@ -70,10 +86,10 @@ class Decision:
         return self.new_status is not None
 
 
-Check = Callable[[Request, Vote, Sequence[Response]], str]
+Check = Callable[[Request, Vote, Sequence[Answer]], str]
 
 
-def _is_open(request: Request, vote: Vote, _prior: Sequence[Response]) -> str:
+def _is_open(request: Request, vote: Vote, _prior: Sequence[Answer]) -> str:
     if request.status != RequestStatus.PENDING:
         when = f" at {request.decided_at:%Y-%m-%d %H:%M}Z" if request.decided_at else ""
         return f"request was already {request.status}{when}; later replies do not change it"
@@ -82,7 +98,7 @@ def _is_open(request: Request, vote: Vote, _prior: Sequence[Response]) -> str:
     return ""
 
 
-def _is_its_recipient(request: Request, vote: Vote, _prior: Sequence[Response]) -> str:
+def _is_its_recipient(request: Request, vote: Vote, _prior: Sequence[Answer]) -> str:
     sender = vote.sender.address
     if vote.recipient is None or sender is None:
         return "the sender's address could not be read"
@@ -100,14 +116,14 @@ def _is_its_recipient(request: Request, vote: Vote, _prior: Sequence[Response]) 
     )
 
 
-def _is_verified(_request: Request, vote: Vote, _prior: Sequence[Response]) -> str:
+def _is_verified(_request: Request, vote: Vote, _prior: Sequence[Answer]) -> str:
     if vote.sender.verified is False:
         why = "; ".join(vote.sender.reasons) or "sender checks failed"
         return f"sender could not be verified ({why})"
     return ""
 
 
-def _says_something(request: Request, vote: Vote, _prior: Sequence[Response]) -> str:
+def _says_something(request: Request, vote: Vote, _prior: Sequence[Answer]) -> str:
     if vote.intent == Intent.UNKNOWN:
         return "no clear decision in the reply text"
     if vote.intent not in DECIDING_INTENTS[request.kind]:
@@ -116,7 +132,7 @@ def _says_something(request: Request, vote: Vote, _prior: Sequence[Response]) ->
     return ""
 
 
-def _first_answer(_request: Request, vote: Vote, prior: Sequence[Response]) -> str:
+def _first_answer(_request: Request, vote: Vote, prior: Sequence[Answer]) -> str:
     earlier = next((r for r in prior if r.counted and r.recipient_id == _recipient_id(vote)), None)
     if earlier is not None:
         return (
@@ -140,7 +156,7 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
-def decide(request: Request, vote: Vote, prior: Sequence[Response]) -> Decision:
+def decide(request: Request, vote: Vote, prior: Sequence[Answer]) -> Decision:
     """Judge one response against its request, its policy, and the responses before it."""
     for check in CHECKS:
         refusal = check(request, vote, prior)
@@ -149,7 +165,7 @@ def decide(request: Request, vote: Vote, prior: Sequence[Response]) -> Decision:
     return _apply_policy(request, vote, prior)
 
 
-def _apply_policy(request: Request, vote: Vote, prior: Sequence[Response]) -> Decision:
+def _apply_policy(request: Request, vote: Vote, prior: Sequence[Answer]) -> Decision:
     policy = Policy.parse(request.policy, len(request.recipients))
     outcome = DECIDING_INTENTS[request.kind][vote.intent]
     agreeing = 1 + sum(1 for r in prior if r.counted and r.intent == vote.intent)
@@ -178,7 +194,7 @@ def _apply_policy(request: Request, vote: Vote, prior: Sequence[Response]) -> De
     )
 
 
-def _blocks_quorum(request: Request, vote: Vote, prior: Sequence[Response], policy: Policy) -> bool:
+def _blocks_quorum(request: Request, vote: Vote, prior: Sequence[Answer], policy: Policy) -> bool:
     """A rejection settles an approval once the required approvals can no longer be reached."""
     if vote.intent != Intent.REJECT:
         return False

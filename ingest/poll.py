@@ -5,7 +5,7 @@ runs one ``MailboxWorker`` thread per folder this poller holds, and, for the
 long-running form, starts the upkeep thread (background tasks every tick, pruning
 hourly, auth upkeep daily). On PostgreSQL several pollers share the folders through
 leases (``leases``); on SQLite, or in a dry run, this poller takes them all. ``stop()``
-— wired to SIGTERM/SIGINT by ``stop_on_signals`` — lets each worker finish the batch
+— wired to SIGTERM/SIGINT by ``stop_on_signals`` — lets each worker finish the batches
 in hand, acknowledge what is committed and log out. With ``once`` every worker drains
 its folder and ends, the upkeep jobs run once, and ``run()`` returns the per-mailbox
 summary, naming the folders another live poller held.
@@ -27,13 +27,14 @@ from ingest.auth import TokenProviders
 from ingest.config import MailboxConfig, Settings
 from ingest.errors import ConfigError, UserError
 from ingest.leases import AllMailboxes, Book, Key, LeaseBook
-from ingest.parse.pool import ParsePool, Parser
 from ingest.pipeline import PipelineConfig
+from ingest.pipeline.pool import PreparePool, Preparer
 from ingest.poll_keeper import Keeper
 from ingest.poll_worker import MailboxWorker, PollOptions, Report, RetryPolicy, Tally
 from ingest.sources.checkpoints import Checkpoints, recorded_keys
 from ingest.sources.registry import SOURCES, make_source
 from ingest.sources.source import SourceContext, SourceFactory
+from ingest.store.statistics import PlannerStatistics
 from ingest.upkeep import Task, Upkeep, Watched
 
 __all__ = ["MailboxSummary", "PollOptions", "PollSummary", "Poller", "RetryPolicy",
@@ -92,7 +93,8 @@ class Poller:
         self.registry = registry
         self.report = report
         self.parse_workers = settings.parse_workers
-        self.parser: Parser | None = None  # while running: the parse pool, if there is one
+        self.preparer: Preparer | None = None  # while running: the pool, if there is one
+        self.statistics = PlannerStatistics(engine)
         self._stop = threading.Event()
         self.providers = providers or TokenProviders(settings.state_dir,
                                                      settings.security.cache_key)
@@ -124,10 +126,11 @@ class Poller:
     def _worker(self, key: Key, stop: threading.Event) -> MailboxWorker:
         box = self.boxes[key]
         return MailboxWorker(self._context(box), self.engine, self.pipeline, self.options, stop,
-                             registry=self.registry, report=self.report, parser=self.parser)
+                             registry=self.registry, report=self.report, preparer=self.preparer,
+                             statistics=self.statistics)
 
     def stop(self) -> None:
-        """Ask every worker to finish the batch in hand and end; safe from a signal handler."""
+        """Ask every worker to finish the batches in hand and end; safe from a signal handler."""
         self._stop.set()
         self.keeper.halt()
 
@@ -139,16 +142,16 @@ class Poller:
 
     @contextmanager
     def _parse_pool(self) -> Iterator[None]:
-        """Worker processes that parse backlogs, for the length of the run (several cores)."""
+        """Worker processes that prepare (parse) backlogs, for the length of the run."""
         if self.parse_workers < 2:
             yield
             return
-        with ParsePool(self.pipeline.parse, self.parse_workers) as pool:
-            self.parser = pool
+        with PreparePool(self.pipeline, self.parse_workers) as pool:
+            self.preparer = pool
             try:
                 yield
             finally:
-                self.parser = None
+                self.preparer = None
 
     def _run(self) -> PollSummary:
         upkeep = None

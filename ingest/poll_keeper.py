@@ -72,7 +72,7 @@ class Keeper:
             self._shutdown()
 
     def halt(self) -> None:
-        """Ask every worker to finish the batch in hand; safe from a signal handler."""
+        """Ask every worker to finish the batches in hand; safe from a signal handler."""
         self._halted = True
         for run in [*self.running.values(), *self.stopping]:
             run.stop.set()

@@ -1,8 +1,9 @@
-"""One mailbox folder, one thread: fetch -> process_batch -> acknowledge -> checkpoint.
+"""One mailbox folder, one worker: fetch -> process_batch -> acknowledge -> checkpoint.
 
 The order is the guarantee: a message is acknowledged on the server (moved, flagged,
 deleted) only after ``process_batch`` has committed its record, and the cursor
-moves only after the acknowledgement. A crash anywhere re-fetches at most one batch,
+moves only after the acknowledgement (``poll_drain`` overlaps these steps across
+batches, never within one). A crash anywhere re-fetches at most the batches in hand,
 which the pipeline recognises as duplicates. Network and server faults reconnect with
 tenacity (exponential backoff, jitter, a cap); a sign-in that needs a person is
 recorded once per episode and retried slowly; other mailboxes are not affected.
@@ -13,9 +14,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import Engine
 from tenacity import (
@@ -28,28 +30,26 @@ from tenacity import (
 
 from ingest.auth import AuthError
 from ingest.errors import AckmailError, TransientError
-from ingest.parse.pool import InProcessParser, Parser, Parsing
 from ingest.pipeline import Arrival, PipelineConfig, Processed, process_batch
+from ingest.pipeline.pool import InProcessPreparer, Preparer, Preparing
+from ingest.poll_drain import Drain
 from ingest.sources.base import SourceRef
 from ingest.sources.checkpoints import Checkpoints
 from ingest.sources.registry import SOURCES, make_source
 from ingest.sources.source import (
     Batch,
     Cursor,
-    Fetched,
     Settled,
     Source,
     SourceContext,
     SourceFactory,
     SourceOptions,
 )
+from ingest.store.statistics import PlannerStatistics
 from ingest.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 Report = Callable[[str, SourceRef, Processed], None]
-# Messages per transaction: small enough that recording one chunk overlaps the parsing
-# of the next, large enough that a commit is shared by many.
-COMMIT_CHUNK = 50
 
 
 @dataclass(frozen=True)
@@ -103,9 +103,11 @@ class MailboxWorker:
     def __init__(self, context: SourceContext, engine: Engine, pipeline: PipelineConfig,
                  options: PollOptions, stop: threading.Event, *,
                  registry: Mapping[str, SourceFactory] = SOURCES,
-                 report: Report | None = None, parser: Parser | None = None) -> None:
+                 report: Report | None = None, preparer: Preparer | None = None,
+                 statistics: PlannerStatistics | None = None) -> None:
         self.context = context
-        self.parser = parser or InProcessParser(pipeline.parse)
+        self.statistics = statistics
+        self.preparer = preparer or InProcessPreparer(pipeline)
         self.mailbox = context.mailbox
         self.engine = engine
         self.pipeline = pipeline
@@ -248,33 +250,17 @@ class MailboxWorker:
         self.backlog_before = self.options.backlog_from or watched.replace(microsecond=0)
 
     def _drain(self, source: Source) -> None:
-        """Process and acknowledge every new message, a fetched batch at a time.
-
-        A shutdown request lets the batch in hand finish: it is recorded and then
-        acknowledged, so stopping never leaves a committed message unfiled.
-        """
-        fetched = False
-        for batch in source.fetch(self.cursor):
-            fetched = True
-            self._settle(source, batch, self._process(batch))
-            if self.stop.is_set():
-                return
-        if not fetched and not self.options.dry_run:
+        """Process and acknowledge every new message, a fetched batch per transaction
+        (``poll_drain`` overlaps the fetching, recording and filing of batches)."""
+        drain = Drain(source, self.preparer, self._record, partial(self._settle, source), self.stop)
+        if not drain.run(self.cursor) and not self.options.dry_run:
             self.checkpoints.advance(self.cursor)  # nothing new: still a successful poll
 
-    def _process(self, batch: Batch) -> list[Settled]:
-        """Record a fetched batch, one transaction per chunk. Every chunk's parsing starts
-        at once, so a parse pool works on the next chunks while this thread records one."""
-        chunks = [batch.items[first:first + COMMIT_CHUNK]
-                  for first in range(0, len(batch.items), COMMIT_CHUNK)]
-        parsings = [self.parser.start([item.raw for item in chunk]) for chunk in chunks]
-        return [done for chunk, parsing in zip(chunks, parsings, strict=True)
-                for done in self._record(chunk, parsing)]
-
-    def _record(self, items: Sequence[Fetched], parsing: Parsing) -> list[Settled]:
+    def _record(self, batch: Batch, preparing: Preparing) -> list[Settled]:
+        items = batch.items
         arrivals = [Arrival(item.ref, item.raw, self.backlog_before) for item in items]
         results = process_batch(self.engine, self.pipeline, arrivals,
-                                dry_run=self.options.dry_run, parsing=parsing)
+                                dry_run=self.options.dry_run, preparing=preparing)
         for item, result in zip(items, results, strict=True):
             self.tally.count(result)
             if self.report is not None:
@@ -286,6 +272,8 @@ class MailboxWorker:
         if not self.options.dry_run:
             source.acknowledge(settled)
             self.checkpoints.advance(batch.cursor)
+            if self.statistics is not None:
+                self.statistics.recorded(len(settled))
         self.cursor = batch.cursor
         self.filed_this_session += len(settled)
 

@@ -16,8 +16,8 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from ingest.decide import Decision
-from ingest.parse.base import MessageKind
-from ingest.store.models import Event, MessageStatus, RawMessage, Request, Response
+from ingest.parse.base import Intent, MessageKind
+from ingest.store.models import Event, MessageStatus, RawMessage, Request
 from ingest.timeutil import isoformat_z
 
 
@@ -60,13 +60,34 @@ class MessageFacts(Protocol):
     def reason(self) -> str: ...
 
 
+class ResponseFacts(Protocol):
+    """What an event tells of a response (an ORM row, or a row a batch is writing)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def intent(self) -> Intent: ...
+    @property
+    def reply_text(self) -> str: ...
+    @property
+    def counted(self) -> bool: ...
+    @property
+    def decisive(self) -> bool: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def sender_verified(self) -> bool | None: ...
+
+
 def add_event(
     session: Session,
     event_type: str,
     *,
     message: MessageFacts | None = None,
     request: Request | None = None,
-    response: Response | None = None,
+    response: ResponseFacts | None = None,
     detail: dict[str, Any] | None = None,
 ) -> Event:
     """Append one event to the outbox with a self-contained payload for the rules engine."""
@@ -81,7 +102,7 @@ def event_values(
     *,
     message: MessageFacts | None = None,
     request: Request | None = None,
-    response: Response | None = None,
+    response: ResponseFacts | None = None,
     detail: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An ``events`` row: the ids it names, and a payload that needs no other row."""

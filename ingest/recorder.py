@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ingest.decide import Decision
-from ingest.parse.base import MessageKind, ParsedMessage
+from ingest.parse.base import Intent, MessageKind, ParsedMessage
 from ingest.record import clip, event_values, request_payload
 from ingest.sources.base import SourceRef
+from ingest.store.bulk import BulkInsert
 from ingest.store.models import (
     Base,
     Event,
@@ -72,10 +73,42 @@ class MessageRow(Recorded):
         return {name: getattr(self, name) for name in _COLUMNS}
 
 
-_COLUMNS = tuple(field.name for field in dataclasses.fields(MessageRow) if field.name != "id")
-# Plain Core statements: the ORM's bulk path costs more than the rows themselves.
-_MESSAGES, _RAW, _EVENTS = (Base.metadata.tables[model.__tablename__]
-                            for model in (Message, RawMessage, Event))
+@dataclass(kw_only=True)
+class ResponseRow:
+    """A ``responses`` row as the batch builds it (the column names are the field names)."""
+
+    request_id: int
+    recipient_id: int | None
+    message: MessageRow
+    mailbox: str
+    address: str
+    verified_address: str | None
+    sender_verified: bool | None
+    intent: Intent
+    reply_text: str
+    counted: bool
+    decisive: bool
+    reason: str
+    evidence: list[str]
+    sent_at: datetime | None
+    received_at: datetime
+    id: int | None = None  # once the batch is written
+
+    def values(self) -> dict[str, Any]:
+        """The row for INSERT (the message's id is known by then; its own comes later)."""
+        return {"message_id": self.message.id,
+                **{name: getattr(self, name) for name in _RESPONSE_COLUMNS}}
+
+
+def _columns(row: type[Any], *skip: str) -> tuple[str, ...]:
+    return tuple(field.name for field in dataclasses.fields(row) if field.name not in skip)
+
+
+_COLUMNS = _columns(MessageRow, "id")
+_RESPONSE_COLUMNS = _columns(ResponseRow, "id", "message")
+# Not the ORM's bulk path, nor Core's: their per-row work costs more than the rows.
+_MESSAGES, _RESPONSES, _RAW, _EVENTS = (BulkInsert(Base.metadata.tables[model.__tablename__])
+                                        for model in (Message, Response, RawMessage, Event))
 
 
 class RecordedIndex:
@@ -125,7 +158,7 @@ class _EventDraft:
     event_type: str
     message: MessageRow
     request: Request | None
-    response: Response | None
+    response: ResponseRow | None
     # The request as this message left it: a later reply in the batch may change it.
     request_state: dict[str, Any] | None
 
@@ -136,8 +169,9 @@ class Recorder:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._messages: list[tuple[MessageRow, bytes | None]] = []
-        self._responses: list[tuple[Response, MessageRow]] = []
+        self._responses: list[ResponseRow] = []
         self._events: list[_EventDraft] = []
+        self._answers: dict[int, list[ResponseRow]] = {}  # this batch's, by request
 
     def message(
         self,
@@ -187,16 +221,16 @@ class Recorder:
         decision: Decision,
         received_at: datetime,
         evidence: list[str],
-    ) -> Response:
+    ) -> ResponseRow:
         """The reply as an answer to ``request``, counted or not, with the reason.
 
-        It joins ``request.responses`` at once, so a later reply in the same batch
-        sees it when its own vote is decided.
+        A later reply in the same batch sees it among ``answers(request)``.
         """
         sender = parsed.sender
-        response = Response(
-            request=request,
+        response = ResponseRow(
+            request_id=request.id,
             recipient_id=recipient.id if recipient else None,
+            message=message,
             mailbox=message.mailbox,
             address=clip(sender.address or parsed.headers.get("From", ""), 320) or "",
             verified_address=sender.address if sender.verified else None,
@@ -210,15 +244,20 @@ class Recorder:
             sent_at=parsed.date,
             received_at=received_at,
         )
-        self._responses.append((response, message))
+        self._responses.append(response)
+        self._answers.setdefault(request.id, []).append(response)
         return response
+
+    def answers(self, request: Request) -> list[Response | ResponseRow]:
+        """Every response ``request`` has so far: those stored, then this batch's."""
+        return [*request.responses, *self._answers.get(request.id, [])]
 
     def event(
         self,
         event_type: str,
         message: MessageRow,
         request: Request | None = None,
-        response: Response | None = None,
+        response: ResponseRow | None = None,
     ) -> None:
         """An event for the rules engine, written once the rows it names have ids."""
         state = request_payload(request) if request is not None else None
@@ -226,26 +265,21 @@ class Recorder:
 
     def flush(self) -> None:
         """Write everything added so far; afterwards every row has its id."""
-        if self._messages:
+        # The responses wait for the messages' ids: nothing may flush them before.
+        with self.session.no_autoflush:
+            connection = self.session.connection()
             rows = [row for row, _ in self._messages]
-            # The responses wait for these ids: nothing may flush them before.
-            with self.session.no_autoflush:
-                ids = self.session.connection().scalars(
-                    insert(_MESSAGES).returning(_MESSAGES.c.id, sort_by_parameter_order=True),
-                    [row.values() for row in rows])
+            ids = _MESSAGES.rows_with_ids(connection, [row.values() for row in rows])
             for row, row_id in zip(rows, ids, strict=True):
                 row.id = row_id
-        for response, message in self._responses:
-            response.message_id = message.id
-            self.session.add(response)
-        self.session.flush()  # responses, and the requests they settled
-        kept = [{"message_id": row.id, "raw": raw} for row, raw in self._messages
-                if raw is not None]
-        if kept:
-            self.session.connection().execute(insert(_RAW), kept)
-        if self._events:
-            self.session.connection().execute(
-                insert(_EVENTS), [self._event_values(draft) for draft in self._events])
+            ids = _RESPONSES.rows_with_ids(connection,
+                                           [response.values() for response in self._responses])
+            for response, response_id in zip(self._responses, ids, strict=True):
+                response.id = response_id
+        self.session.flush()  # the requests the responses settled
+        _RAW.rows(connection, [{"message_id": row.id, "raw": raw}
+                               for row, raw in self._messages if raw is not None])
+        _EVENTS.rows(connection, [self._event_values(draft) for draft in self._events])
         self._messages.clear()
         self._responses.clear()
         self._events.clear()

@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 
 from ingest.errors import TransientError, UserError
 from ingest.parse.base import ParsedMessage
-from ingest.parse.pool import Parsing
 from ingest.pipeline.base import Arrival, PipelineConfig, Processed, parse_options
 from ingest.pipeline.handle import Batch
+from ingest.pipeline.pool import Preparing
 from ingest.record import content_hash
 from ingest.recorder import RecordedIndex
 from ingest.sources.base import SourceRef
@@ -43,17 +43,17 @@ def process_batch(
     arrivals: Sequence[Arrival],
     *,
     dry_run: bool = False,
-    parsing: Parsing | None = None,
+    preparing: Preparing | None = None,
 ) -> list[Processed]:
     """Record ``arrivals`` in one transaction, each once, with its decision; results in order.
 
     Never raises for anything the messages contain. With ``dry_run`` everything is
-    worked out and then rolled back: nothing is stored. ``parsing`` is the messages'
-    parse begun elsewhere (``Parser.start``); by default they are parsed here.
+    worked out and then rolled back: nothing is stored. ``preparing`` is the messages'
+    prepare stage begun elsewhere (``Preparer.start``); by default it runs here.
     """
     if len(arrivals) > 1:
         try:
-            return _run(engine, config, arrivals, dry_run, parsing)
+            return _run(engine, config, arrivals, dry_run, preparing)
         except IntegrityError:
             log.info("another worker recorded one of %d messages at the same moment; "
                      "recording them one at a time", len(arrivals))
@@ -95,10 +95,10 @@ def _run(
     config: PipelineConfig,
     arrivals: Sequence[Arrival],
     dry_run: bool,
-    parsing: Parsing | None = None,
+    preparing: Preparing | None = None,
 ) -> list[Processed]:
     with Session(engine) if dry_run else transaction(engine) as session:
-        handled = Batch(session, config, arrivals, parsing).run()
+        handled = Batch(session, config, arrivals, preparing).run()
         results = [item.processed() for item in handled]
     for arrival, item, result in zip(arrivals, handled, results, strict=True):
         _log_result(arrival, item.parsed, result, dry_run)

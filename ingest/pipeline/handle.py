@@ -14,12 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ingest.correlate import Correlation, match, recipients_for
-from ingest.correlate.find import TokenCandidate, find_tokens
+from ingest.correlate.find import TokenCandidate
 from ingest.decide import Vote, decide
 from ingest.parse.base import MessageKind, ParsedMessage
 from ingest.parse.message import read_intent
-from ingest.parse.pool import InProcessParser, Parsing
 from ingest.pipeline.base import Arrival, PipelineConfig, Processed
+from ingest.pipeline.pool import InProcessPreparer, Preparing
 from ingest.record import content_hash, settle
 from ingest.recorder import MessageRow, Recorded, RecordedIndex, Recorder
 from ingest.store.models import MessageStatus, Recipient, Request
@@ -52,39 +52,42 @@ class Batch:
     """The messages of one transaction."""
 
     def __init__(self, session: Session, config: PipelineConfig, arrivals: Sequence[Arrival],
-                 parsing: Parsing | None = None) -> None:
+                 preparing: Preparing | None = None) -> None:
         self.session = session
         self.config = config
         self.arrivals = arrivals
-        self.parsing = parsing or InProcessParser(config.parse).start(
+        self.preparing = preparing or InProcessPreparer(config).start(
             [arrival.raw for arrival in arrivals])
         self.recorder = Recorder(session)
-        self.digests = [content_hash(arrival.raw) for arrival in arrivals]
-        sources = [arrival.source for arrival in arrivals]
-        self.recorded = RecordedIndex(session, list(zip(sources, self.digests, strict=True)))
+        self.recorded = RecordedIndex(session, [])  # filled once the digests are known
 
     def run(self, note: str | None = None) -> list[Handled]:
         """Work out and record what becomes of each message, in order."""
-        parsed = self.parsing()
-        reply_address = self.config.reply_address
-        candidates = [find_tokens(each, reply_address=reply_address) for each in parsed]
-        tokens = {candidate.token for found in candidates for candidate in found}
+        prepared = self.preparing()
+        self._index([each.digest for each in prepared])
+        tokens = {candidate.token for each in prepared for candidate in each.candidates}
         self._lock(tokens)
         known = recipients_for(self.session, tokens)
         # Rows wait for the flush below; a query in between must not write them one by one.
         with self.session.no_autoflush:
-            handled = [_Job(self, arrival, digest, note).run(each, found, known)
-                       for arrival, digest, each, found
-                       in zip(self.arrivals, self.digests, parsed, candidates, strict=True)]
+            handled = [_Job(self, arrival, each.digest, note).run(each.parsed, each.candidates,
+                                                                  known)
+                       for arrival, each in zip(self.arrivals, prepared, strict=True)]
         self.recorder.flush()
         return handled
 
     def quarantine(self, reason: str) -> list[Handled]:
         """Record each message as quarantined with ``reason``, without parsing it."""
+        digests = [content_hash(arrival.raw) for arrival in self.arrivals]
+        self._index(digests)
         handled = [_Job(self, arrival, digest).quarantined(reason, None, [reason])
-                   for arrival, digest in zip(self.arrivals, self.digests, strict=True)]
+                   for arrival, digest in zip(self.arrivals, digests, strict=True)]
         self.recorder.flush()
         return handled
+
+    def _index(self, digests: list[str]) -> None:
+        sources = [arrival.source for arrival in self.arrivals]
+        self.recorded = RecordedIndex(self.session, list(zip(sources, digests, strict=True)))
 
     def _lock(self, tokens: set[str]) -> None:
         """Lock the rows of the requests these tokens name, before reading them.
@@ -108,7 +111,7 @@ class _Job:
         self.notes = [note] if note else []
         self.parsed: ParsedMessage | None = None
 
-    def run(self, parsed: ParsedMessage, candidates: list[TokenCandidate],
+    def run(self, parsed: ParsedMessage, candidates: Sequence[TokenCandidate],
             known: Mapping[str, Recipient]) -> Handled:
         self.parsed = parsed
         existing = self.batch.recorded.find(self.arrival.source, self.digest, parsed.message_id)
@@ -203,7 +206,7 @@ class _Job:
                 parsed, self.config.parse, request_subject=request.subject)
             evidence = [*self.notes, *parsed.evidence, *found.reasons]
         received_at = self.arrival.source.received_at or utcnow()
-        prior = [r for r in request.responses if r.counted]
+        prior = [r for r in self.batch.recorder.answers(request) if r.counted]
         decision = decide(
             request, Vote(found.recipient, parsed.sender, parsed.intent, received_at), prior
         )

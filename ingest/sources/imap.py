@@ -21,7 +21,7 @@ from ingest.errors import UserError
 from ingest.sources.base import SourceRef
 from ingest.sources.connect import boundary, log_in
 from ingest.sources.imap_session import close_imap, imap_authenticate, open_imap
-from ingest.sources.source import Batch, Cursor, Fetched, Settled, SourceContext
+from ingest.sources.source import Batch, Cursor, Fetched, Settled, SourceContext, batches_of
 from ingest.store.models import MessageStatus
 from ingest.timeutil import as_utc
 
@@ -102,9 +102,7 @@ class ImapSource:
         if not uids:
             yield Batch((), Cursor(self.uidvalidity, start))
             return
-        size = self.options.batch_size
-        for first in range(0, len(uids), size):
-            chunk = uids[first:first + size]
+        for chunk in batches_of(uids, self.options):
             with boundary(self.mailbox, f"fetching {len(chunk)} messages"):
                 response = self.client.fetch(chunk, FETCH_ITEMS)
             # A message expunged since the SEARCH is simply absent from the answer.

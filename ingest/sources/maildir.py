@@ -19,7 +19,7 @@ from typing import ClassVar
 
 from ingest.errors import UserError
 from ingest.sources.base import SourceRef
-from ingest.sources.source import Batch, Cursor, Fetched, Settled, SourceContext
+from ingest.sources.source import Batch, Cursor, Fetched, Settled, SourceContext, batches_of
 
 log = logging.getLogger(__name__)
 SEEN_INFO = "2,S"
@@ -71,9 +71,8 @@ class MaildirSource:
         """Every file in ``new/``, oldest name first (names start with the delivery time)."""
         with os.scandir(self.path / "new") as entries:
             names = sorted(e.name for e in entries if e.is_file() and not e.name.startswith("."))
-        size = self.options.batch_size
-        for first in range(0, len(names), size):
-            items = (self._read(name) for name in names[first:first + size])
+        for chunk in batches_of(names, self.options):
+            items = (self._read(name) for name in chunk)
             yield Batch(tuple(item for item in items if item is not None), cursor)
 
     def _read(self, name: str) -> Fetched | None:

@@ -22,7 +22,7 @@ from typing import ClassVar
 from ingest.sources.base import SourceRef
 from ingest.sources.connect import boundary, log_in
 from ingest.sources.pop3_session import close_pop3, open_pop3, pop3_authenticate
-from ingest.sources.source import Batch, Cursor, Fetched, Settled, SourceContext
+from ingest.sources.source import Batch, Cursor, Fetched, Settled, SourceContext, batches_of
 from ingest.timeutil import as_utc
 
 log = logging.getLogger(__name__)
@@ -86,9 +86,7 @@ class Pop3Source:
         if not self.mailbox.delete_after:
             known = self.context.recorded([_key(uidl) for uidl in pending])
             pending = [uidl for uidl in pending if _key(uidl) not in known]
-        size = self.options.batch_size
-        for first in range(0, len(pending), size):
-            chunk = pending[first:first + size]
+        for chunk in batches_of(pending, self.options):
             yield Batch(tuple(self._retrieve(uidl) for uidl in chunk), cursor)
 
     def _retrieve(self, uidl: str) -> Fetched:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, TypeVar
 
 from ingest.auth import TokenProviders
 from ingest.config import MailboxConfig
@@ -21,6 +21,7 @@ from ingest.store.models import MessageStatus
 # Sources ask the store which of these source keys are recorded already (POP3 has no UIDs
 # to keep a cursor with, so the record itself is its memory).
 RecordedLookup = Callable[[Sequence[str]], set[str]]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ class SourceOptions:
     """Tuning shared by every source; tests shorten the intervals."""
 
     batch_size: int = 200
+    # A pass records and files its first batch before fetching more (poll_drain): nothing
+    # overlaps it, so it is kept small.
+    first_batch_size: int = 50
     timeout_seconds: float = 30.0
     # RFC 2177: servers may drop an IDLE after 30 minutes; Exchange does at 29.
     idle_renew_seconds: float = 25 * 60
@@ -79,6 +83,14 @@ class SourceContext:
     options: SourceOptions = SourceOptions()
     # A dry run changes nothing on the server: no folder is created, the folder is EXAMINEd.
     read_only: bool = False
+
+
+def batches_of(items: Sequence[_T], options: SourceOptions) -> Iterator[Sequence[_T]]:
+    """``items`` cut into the batches of one pass: a small first one, then full ones."""
+    start, size = 0, min(options.first_batch_size, options.batch_size)
+    while start < len(items):
+        yield items[start:start + size]
+        start, size = start + size, options.batch_size
 
 
 class Source(Protocol):

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from ingest.sources.source import SourceOptions
 from tests.faults.conftest import MakeRun
 from tests.faults.harness import POSTGRES, RECONNECT_SECONDS, FaultRun
 from tests.faults.installation import password_mailbox
@@ -21,7 +22,7 @@ from tests.servers.dovecot_fixtures import TcpProxyFactory
 from tests.servers.tcp_proxy import TcpProxy
 
 MESSAGE_BYTES = 2_700  # a test message with its FETCH framing, roughly
-FETCH_BATCH = 200  # SourceOptions.batch_size: messages per FETCH
+FETCH_BATCH = SourceOptions().first_batch_size  # messages in a session's first FETCH
 SESSION_BYTES = 12_000  # more than greeting, login, SELECT and SEARCH answers together
 IDLE_SECONDS = (0.8, 1.5)  # after the INBOX is drained the poller is in IDLE by then
 

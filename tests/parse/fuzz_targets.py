@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from email import message_from_bytes, policy
 from email.feedparser import BufferedSubFile
 from email.message import Message
+from email.parser import BytesParser
 
 from ingest.correlate.find import TokenCandidate, find_tokens
 from ingest.correlate.tokens import looks_like_token, normalise
@@ -38,7 +39,7 @@ from ingest.parse.base import Intent, MessageKind, ParsedMessage, ParseLimits, S
 from ingest.parse.html_text import decode_header_text, decode_text, html_to_text
 from ingest.parse.intent import classify_intent, subject_words_added
 from ingest.parse.message import ParseOptions, parse_message, read_intent
-from ingest.parse.mime import DecodedMessage, read_message
+from ingest.parse.mime import DecodedMessage, _header_end, _single_part, read_message
 from ingest.parse.reply_text import extract_reply
 
 # Small limits, so that inputs of a few kilobytes reach every limit's code path.
@@ -48,6 +49,7 @@ OPTIONS = ParseOptions(limits=LIMITS, trusted_authserv_id="mx.test", require_dma
 REPLY_ADDRESS = "approvals@example.test"
 # What read_message says when its catch-all caught a crash (its RecursionError sentence
 # is expected on a deep message/rfc822 chain: nothing bounds that nesting before the parse).
+_COMPAT32 = BytesParser(policy=policy.compat32)
 _CRASH_PROBLEM = "could not be parsed"
 _REPORT_BLOCKS = frozenset({"message/delivery-status", "message/global-delivery-status",
                             "message/disposition-notification",
@@ -75,6 +77,10 @@ def check_decoded(raw: bytes, limits: ParseLimits = LIMITS) -> DecodedMessage:
     within ``limits`` that a plain parse agrees with. Returns the decoded message."""
     with parser_work() as work:
         decoded = read_message(raw, limits)
+    shortcut = _single_part(raw, _header_end(raw))
+    if shortcut is not None:
+        expect(parser_tree(shortcut) == parser_tree(_COMPAT32.parsebytes(raw)),
+               "the one-part shortcut builds another tree than the parser")
     # mime.py's budget: lines x open boundaries, a quarter of the byte limit per parse.
     expect(max(work.values(), default=0) <= limits.max_bytes // 4,
            "parser work over the budget", sorted(work.values()))
@@ -94,6 +100,13 @@ def check_decoded(raw: bytes, limits: ParseLimits = LIMITS) -> DecodedMessage:
            ((decoded.structure.part_count, decoded.structure.depth), (parts, depth)))
     expect(len(decoded.body_text) <= limits.max_text_chars, "body text over max_text_chars")
     return decoded
+
+
+def parser_tree(message: Message) -> tuple[object, ...]:
+    """What a one-part compat32 tree is made of (everything ackmail reads derives from it).
+    The payload as stored: get_payload() decodes it by the charset label, which can raise."""
+    return (list(message.raw_items()), message._payload, [type(d) for d in message.defects],
+            message.is_multipart(), message.get_unixfrom())
 
 
 @contextmanager

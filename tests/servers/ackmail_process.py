@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
 
-STOP_SECONDS = 30.0  # a SIGTERM'd poll finishes the batch in hand, logs out, and exits
+STOP_SECONDS = 30.0  # a SIGTERM'd poll finishes the batches in hand, logs out, and exits
 RUN_SECONDS = 300.0  # the longest a foreground command (poll --once, dispatch --once) may take
 
 

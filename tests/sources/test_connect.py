@@ -183,3 +183,17 @@ def test_debug_logs_show_neither_passwords_nor_tokens(
     assert password.reveal() not in logged
     assert token.reveal() not in logged
     assert initial_response_b64("XOAUTH2", box.username, token) not in logged
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_protocol_lines_are_formatted_only_for_a_debug_log(
+        dovecot: DovecotServer, caplog: pytest.LogCaptureFixture, debug: bool) -> None:
+    box = imap_mailbox(dovecot)
+    caplog.set_level(logging.DEBUG if debug else logging.INFO, logger="imapclient.imaplib")
+    client = imap_session.open_imap(box, timeout=10)
+    try:
+        client.noop()
+    finally:
+        imap_session.close_imap(client)
+    assert (client._imap.debug > 0) is debug
+    assert any("NOOP" in record.getMessage() for record in caplog.records) is debug

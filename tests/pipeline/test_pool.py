@@ -1,4 +1,4 @@
-"""Parsing a backlog in worker processes gives what parsing in-process gives."""
+"""Preparing a backlog in worker processes gives what preparing in-process gives."""
 
 from __future__ import annotations
 
@@ -13,46 +13,52 @@ from pathlib import Path
 import pytest
 
 from ingest.parse.message import ParseOptions
-from ingest.parse.pool import MIN_POOLED, InProcessParser, ParsePool
+from ingest.pipeline.base import PipelineConfig
+from ingest.pipeline.pool import MIN_POOLED, InProcessPreparer, PreparePool
 from tests.sources.mail import reply, unrelated
 
-OPTIONS = ParseOptions()
+CONFIG = PipelineConfig(ParseOptions(), "pool-test-secret", "approvals@example.test")
 BATCH = [reply(f"TKN{n % 10}-ABCD") if n % 3 else unrelated() for n in range(MIN_POOLED + 8)]
 
 
 @pytest.fixture(scope="module")
-def pool() -> Iterator[ParsePool]:
-    with ParsePool(OPTIONS, 2) as started:
+def pool() -> Iterator[PreparePool]:
+    with PreparePool(CONFIG, 2) as started:
         yield started
 
 
-def test_a_pool_parses_a_batch_in_order_as_in_process(pool: ParsePool) -> None:
-    assert pool.parse(BATCH) == InProcessParser(OPTIONS).parse(BATCH)
+def test_a_pool_prepares_a_batch_in_order_as_in_process(pool: PreparePool) -> None:
+    prepared = pool.prepare(BATCH)
+    assert prepared == InProcessPreparer(CONFIG).prepare(BATCH)
+    assert sum(bool(each.candidates) for each in prepared) == sum(bool(n % 3) for n in
+                                                                 range(len(BATCH)))
+    assert len({each.digest for each in prepared}) == len(BATCH)
 
 
-def test_parsing_begun_with_start_is_collected_later(pool: ParsePool) -> None:
+def test_preparing_begun_with_start_is_collected_later(pool: PreparePool) -> None:
     first, second = pool.start(BATCH), pool.start(BATCH[:3])
-    assert [p.subject for p in second()] == [p.subject for p in first()[:3]]
+    assert [p.parsed.subject for p in second()] == [p.parsed.subject for p in first()[:3]]
 
 
 def test_a_parsing_process_that_dies_costs_no_message(
-        pool: ParsePool, caplog: pytest.LogCaptureFixture) -> None:
-    pool.parse(BATCH)  # the processes are running
+        pool: PreparePool, caplog: pytest.LogCaptureFixture) -> None:
+    pool.prepare(BATCH)  # the processes are running
     assert pool._executor is not None
     victim = next(iter(pool._executor._processes))  # a real process, really killed
     os.kill(victim, signal.SIGKILL)
-    assert [p.message_id for p in pool.parse(BATCH)] == [
-        p.message_id for p in InProcessParser(OPTIONS).parse(BATCH)]
+    assert [p.parsed.message_id for p in pool.prepare(BATCH)] == [
+        p.parsed.message_id for p in InProcessPreparer(CONFIG).prepare(BATCH)]
     assert "a parsing process ended unexpectedly" in caplog.text
-    assert len(pool.parse(BATCH)) == len(BATCH)  # started afresh
+    assert len(pool.prepare(BATCH)) == len(BATCH)  # started afresh
 
 
 HOLDER = """
 import sys
 from ingest.parse.message import ParseOptions
-from ingest.parse.pool import ParsePool
-pool = ParsePool(ParseOptions(), 2)
-pool.parse([b"Subject: x\\r\\n\\r\\nhi\\r\\n"] * 40)
+from ingest.pipeline.base import PipelineConfig
+from ingest.pipeline.pool import PreparePool
+pool = PreparePool(PipelineConfig(ParseOptions(), "secret"), 2)
+pool.prepare([b"Subject: x\\r\\n\\r\\nhi\\r\\n"] * 40)
 print(*pool._executor._processes, flush=True)
 sys.stdin.read()  # hold the pool until killed
 """
