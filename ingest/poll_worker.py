@@ -122,6 +122,8 @@ class MailboxWorker:
         self.backlog_before: datetime | None = None
         self.sessions = 0
         self.filed_this_session = 0
+        self._filed: Cursor | None = None  # filed, its checkpoint not written yet
+        self._filed_lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -253,14 +255,25 @@ class MailboxWorker:
         """Process and acknowledge every new message, a fetched batch per transaction
         (``poll_drain`` overlaps the fetching, recording and filing of batches)."""
         drain = Drain(source, self.preparer, self._record, partial(self._settle, source), self.stop)
-        if not drain.run(self.cursor) and not self.options.dry_run:
+        fetched = drain.run(self.cursor)
+        filed = self._take_filed()
+        if filed is not None:
+            self.checkpoints.advance(filed)
+        elif not fetched and not self.options.dry_run:
             self.checkpoints.advance(self.cursor)  # nothing new: still a successful poll
 
     def _record(self, batch: Batch, preparing: Preparing) -> list[Settled]:
         items = batch.items
         arrivals = [Arrival(item.ref, item.raw, self.backlog_before) for item in items]
-        results = process_batch(self.engine, self.pipeline, arrivals,
-                                dry_run=self.options.dry_run, preparing=preparing)
+        # The checkpoint of the batch filed last rides along: a commit fewer per batch.
+        filed = self._take_filed()
+        also = None if filed is None else partial(self.checkpoints.advance_in, cursor=filed)
+        try:
+            results = process_batch(self.engine, self.pipeline, arrivals,
+                                    dry_run=self.options.dry_run, preparing=preparing, also=also)
+        except BaseException:
+            self._put_filed(filed)
+            raise
         for item, result in zip(items, results, strict=True):
             self.tally.count(result)
             if self.report is not None:
@@ -269,13 +282,28 @@ class MailboxWorker:
                 for item, result in zip(items, results, strict=True)]
 
     def _settle(self, source: Source, batch: Batch, settled: list[Settled]) -> None:
+        """On the connection's thread: file the batch; its checkpoint is written with the
+        next batch's record (or at the end of the pass)."""
         if not self.options.dry_run:
             source.acknowledge(settled)
-            self.checkpoints.advance(batch.cursor)
+            self._put_filed(batch.cursor)
             if self.statistics is not None:
                 self.statistics.recorded(len(settled))
         self.cursor = batch.cursor
         self.filed_this_session += len(settled)
+
+    def _put_filed(self, cursor: Cursor | None) -> None:
+        """Note ``cursor`` as filed, to be written; an older one never replaces a newer."""
+        with self._filed_lock:
+            if cursor is not None and (self._filed is None or self._filed.uidvalidity
+                                       != cursor.uidvalidity or self._filed.last_uid
+                                       <= cursor.last_uid):
+                self._filed = cursor
+
+    def _take_filed(self) -> Cursor | None:
+        with self._filed_lock:
+            filed, self._filed = self._filed, None
+            return filed
 
     def _note_error(self, text: str) -> None:
         try:

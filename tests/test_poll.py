@@ -142,6 +142,31 @@ def test_stop_finishes_the_batch_in_hand_and_files_only_what_is_recorded(
         assert session.scalars(select(Checkpoint.last_uid)).one() == 2
 
 
+def test_the_checkpoint_follows_filing_and_ends_at_the_last_message(
+        dovecot: DovecotServer, sqlite_engine: Engine, make_poller: PollerFactory) -> None:
+    bob = dovecot.users.bob.address
+    dovecot.deliver_many(bob, [unrelated() for _ in range(7)])
+    poller = make_poller(sqlite_engine, imap_mailbox(dovecot),
+                         source=replace(FAST_SOURCE, batch_size=2), once=True)
+    seen: list[tuple[int, int]] = []
+
+    def checkpoint_and_filed(mailbox: str, ref: SourceRef, result: Processed) -> None:
+        with read_session(sqlite_engine) as session:
+            checkpoint = session.scalars(select(Checkpoint.last_uid)).one_or_none() or 0
+        seen.append((checkpoint, dovecot.list_folder(bob, "ackmail/processed")))
+
+    poller.report = checkpoint_and_filed
+    poller.run()
+
+    # Written with a later batch's record, the checkpoint is never ahead of the filing
+    # (UIDs 1..7 here), and it moves during the pass, not only at its end.
+    assert all(checkpoint <= filed for checkpoint, filed in seen), seen
+    assert any(checkpoint > 0 for checkpoint, _ in seen), seen
+    with read_session(sqlite_engine) as session:
+        assert session.scalars(select(Checkpoint.last_uid)).one() == 7
+    assert dovecot.list_folder(bob, "ackmail/processed") == 7
+
+
 def test_several_mailboxes_are_polled_by_one_process(
         dovecot: DovecotServer, tmp_path: Path, sqlite_engine: Engine,
         make_poller: PollerFactory) -> None:

@@ -15,7 +15,7 @@ one at a time, so only the message at fault is quarantined.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -44,16 +44,19 @@ def process_batch(
     *,
     dry_run: bool = False,
     preparing: Preparing | None = None,
+    also: Callable[[Session], None] | None = None,
 ) -> list[Processed]:
     """Record ``arrivals`` in one transaction, each once, with its decision; results in order.
 
     Never raises for anything the messages contain. With ``dry_run`` everything is
     worked out and then rolled back: nothing is stored. ``preparing`` is the messages'
     prepare stage begun elsewhere (``Preparer.start``); by default it runs here.
+    ``also`` writes what belongs with the batch (the poller's checkpoint) in its
+    transaction, or in one of its own when the messages go one at a time.
     """
     if len(arrivals) > 1:
         try:
-            return _run(engine, config, arrivals, dry_run, preparing)
+            return _run(engine, config, arrivals, dry_run, preparing, also)
         except IntegrityError:
             log.info("another worker recorded one of %d messages at the same moment; "
                      "recording them one at a time", len(arrivals))
@@ -62,7 +65,15 @@ def process_batch(
         except Exception:  # one message's fault must not hold back the others
             log.warning("a batch of %d messages failed; processing them one at a time "
                         "to quarantine the one at fault", len(arrivals))
-    return [process_message(engine, config, arrival, dry_run=dry_run) for arrival in arrivals]
+    results = [process_message(engine, config, arrival, dry_run=dry_run) for arrival in arrivals]
+    if also is not None and not dry_run:
+        try:
+            with transaction(engine) as session:
+                also(session)
+        except DBAPIError as exc:
+            raise TransientError(f"database error while writing with the batch: {exc.orig}"
+                                 ) from None
+    return results
 
 
 def process_message(
@@ -96,9 +107,12 @@ def _run(
     arrivals: Sequence[Arrival],
     dry_run: bool,
     preparing: Preparing | None = None,
+    also: Callable[[Session], None] | None = None,
 ) -> list[Processed]:
     with Session(engine) if dry_run else transaction(engine) as session:
         handled = Batch(session, config, arrivals, preparing).run()
+        if also is not None:
+            also(session)
         results = [item.processed() for item in handled]
     for arrival, item, result in zip(arrivals, handled, results, strict=True):
         _log_result(arrival, item.parsed, result, dry_run)

@@ -74,18 +74,21 @@ class PreparePool:
         self._executor: ProcessPoolExecutor | None = None
         if threading.active_count() == 1:
             self._executor = self._start()  # forking is cheap and safe now: no thread yet
+        # Compiling the vocabulary takes a quarter of a second: here it overlaps the
+        # poller's connecting, as it does in each process (nobody waits for either).
+        threading.Thread(target=self.local.prepare, args=([_WARM_UP],), daemon=True,
+                         name="prepare-warm-up").start()
 
     def _start(self) -> ProcessPoolExecutor:
-        # Forked while this is the only thread, the processes inherit the imported modules
-        # and the compiled vocabulary for free. Once threads run, forking could copy a lock
-        # one of them holds: then a fresh interpreter from the fork server is safe (~1 s).
+        # Forked while this is the only thread, the processes inherit the imported modules.
+        # Once threads run, forking could copy a lock one of them holds: then a fresh
+        # interpreter from the fork server is safe (~1 s).
         single = threading.active_count() == 1
         context = multiprocessing.get_context("fork" if single else "forkserver")
-        self.local.prepare([_WARM_UP])  # compiles the vocabulary, for forked processes too
         executor = ProcessPoolExecutor(self.workers, context, initializer=_set_config,
                                        initargs=(self.local.config,))
-        # Every process now (the fork must happen while this is the only thread); their
-        # warm-up runs while the poller connects, nobody waits for it.
+        # Every process now (the fork must happen while this is the only thread); each
+        # compiles its vocabulary as its warm-up.
         for _ in range(self.workers):
             executor.submit(_prepare_slice, [_WARM_UP])
         return executor

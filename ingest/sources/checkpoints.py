@@ -91,10 +91,14 @@ class Checkpoints:
         """After a batch was acknowledged on the server: move the cursor, note the success."""
         with _database(f"updating the checkpoint of {self.mailbox}"), \
                 transaction(self.engine) as session:
-            row = self._require(session)
-            row.uidvalidity, row.last_uid = cursor.uidvalidity, cursor.last_uid
-            row.last_poll_at = row.last_success_at = utcnow()
-            row.last_error = None
+            self.advance_in(session, cursor)
+
+    def advance_in(self, session: Session, cursor: Cursor) -> None:
+        """``advance`` inside the caller's transaction (a later batch's record)."""
+        row = self._require(session)
+        row.uidvalidity, row.last_uid = cursor.uidvalidity, cursor.last_uid
+        row.last_poll_at = row.last_success_at = utcnow()
+        row.last_error = None
 
     def connected(self) -> None:
         """A login worked: the error and any auth failure episode are over."""
