@@ -46,10 +46,17 @@ class FaultRun:
     def note(self) -> str:
         return self.scene.note
 
-    def deliver(self, count: int) -> list[Planned]:
-        """Plan ``count`` more messages and put them in the INBOX."""
+    def deliver(self, count: int, *, live: bool = False) -> list[Planned]:
+        """Plan ``count`` more messages and put them in the INBOX: written straight into the
+        maildir (a backlog), or ``live`` through Dovecot as an MTA delivers, which wakes a
+        poller in IDLE. Dovecot finds files written into new/ only at its next periodic
+        check, half a minute later, so mail for a waiting poller must come ``live``."""
         planned = self.scene.backlog.plan(self.rng, count)
-        self.scene.dovecot.deliver_many(self.scene.user, [p.raw for p in planned])
+        if live:
+            for message in planned:
+                self.scene.dovecot.deliver(self.scene.user, message.raw)
+        else:
+            self.scene.dovecot.deliver_many(self.scene.user, [p.raw for p in planned])
         return planned
 
     def recorded(self) -> int:

@@ -29,7 +29,7 @@ def _hang_the_next_webhook(run: FaultRun, late_mail: int) -> None:
     receiver = run.scene.receiver
     seen = len(receiver.received)
     receiver.answer_next(HANG)
-    run.deliver(late_mail)  # replies among them: there is something to deliver
+    run.deliver(late_mail, live=True)  # replies among them: there is something to deliver
     run.wait_until(lambda: len(receiver.received) > seen, "the dispatcher to send a webhook")
 
 
@@ -56,5 +56,5 @@ def test_the_database_gone_for_10_s_loses_quarantines_and_repeats_nothing(
         if n % 2:  # every other cut while the dispatcher waits for a webhook's answer
             _hang_the_next_webhook(run, scale.late_mail)
         _cut_database(pg_proxy)
-    run.deliver(scale.late_mail)
+    run.deliver(scale.late_mail, live=True)
     run.finish(poll)

@@ -41,5 +41,5 @@ def test_the_other_poller_takes_over_from_one_killed_mid_backlog(
     run.release_leases_of({holder.pid})  # its webhooks in flight: as if 5 minutes passed
     (survivor,) = (p for p in pollers if p is not holder)
     run.wait_until(lambda: _holder_pid(run) == survivor.pid, "the survivor to take the lease")
-    run.deliver(scale.late_mail)
+    run.deliver(scale.late_mail, live=True)
     run.finish(survivor)

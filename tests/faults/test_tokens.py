@@ -58,7 +58,7 @@ def test_sessions_ended_when_their_token_expires_sign_in_again_and_lose_nothing(
 
     for _ in range(scale.token_expiries):
         _end_the_session_when_its_token_expires(run, idp, proxy)
-    run.deliver(scale.late_mail)
+    run.deliver(scale.late_mail, live=True)
     run.finish(poll)
 
     with read_session(run.scene.engine) as session:
