@@ -265,8 +265,9 @@ class MailboxWorker:
     def _record(self, batch: Batch, preparing: Preparing) -> list[Settled]:
         items = batch.items
         arrivals = [Arrival(item.ref, item.raw, self.backlog_before) for item in items]
-        # The checkpoint of the batch filed last rides along: a commit fewer per batch.
-        filed = self._take_filed()
+        # The checkpoint of the batch filed last rides along: a commit fewer per batch. An
+        # empty batch writes nothing of its own; the end of the pass writes it then.
+        filed = self._take_filed() if items else None
         also = None if filed is None else partial(self.checkpoints.advance_in, cursor=filed)
         try:
             results = process_batch(self.engine, self.pipeline, arrivals,

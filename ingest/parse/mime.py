@@ -208,10 +208,12 @@ def _parse(raw: bytes, header_end: int) -> Message:
 def _single_part(raw: bytes, header_end: int) -> Message | None:
     """The tree the parser would build for a plain one-part message, built directly.
 
-    Most replies are one text part; the parser reads those line by line (a third of
-    a reply's parse). Taken only where the parser would find nothing to remark on: no
-    lone CRs, an envelope "From " line, a malformed header line or a missing blank
-    line before the body; a multipart or message/* type goes to the parser.
+    Plain-text replies (mobile clients, alerting tools, ackmail's own tests) are one
+    text part; the parser reads those line by line (a third of such a reply's parse).
+    Taken only where the parser would find nothing to remark on: no lone CRs, an
+    envelope "From " line, a malformed header line or a missing blank line before the
+    body; a multipart (mail clients' multipart/alternative replies) or message/* type
+    goes to the parser.
     """
     block = raw[:header_end]
     if (not block.endswith((b"\n\n", b"\n\r\n")) or raw.startswith((b"From ", b" ", b"\t"))

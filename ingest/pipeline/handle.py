@@ -59,12 +59,12 @@ class Batch:
         self.preparing = preparing or InProcessPreparer(config).start(
             [arrival.raw for arrival in arrivals])
         self.recorder = Recorder(session)
-        self.recorded = RecordedIndex(session, [])  # filled once the digests are known
+        self.recorded: RecordedIndex  # built by run() or quarantine(), once the digests are known
 
     def run(self, note: str | None = None) -> list[Handled]:
         """Work out and record what becomes of each message, in order."""
         prepared = self.preparing()
-        self._index([each.digest for each in prepared])
+        self.recorded = self._index([each.digest for each in prepared])
         tokens = {candidate.token for each in prepared for candidate in each.candidates}
         self._lock(tokens)
         known = recipients_for(self.session, tokens)
@@ -79,15 +79,15 @@ class Batch:
     def quarantine(self, reason: str) -> list[Handled]:
         """Record each message as quarantined with ``reason``, without parsing it."""
         digests = [content_hash(arrival.raw) for arrival in self.arrivals]
-        self._index(digests)
+        self.recorded = self._index(digests)
         handled = [_Job(self, arrival, digest).quarantined(reason, None, [reason])
                    for arrival, digest in zip(self.arrivals, digests, strict=True)]
         self.recorder.flush()
         return handled
 
-    def _index(self, digests: list[str]) -> None:
+    def _index(self, digests: list[str]) -> RecordedIndex:
         sources = [arrival.source for arrival in self.arrivals]
-        self.recorded = RecordedIndex(self.session, list(zip(sources, digests, strict=True)))
+        return RecordedIndex(self.session, list(zip(sources, digests, strict=True)))
 
     def _lock(self, tokens: set[str]) -> None:
         """Lock the rows of the requests these tokens name, before reading them.

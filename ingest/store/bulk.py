@@ -77,8 +77,9 @@ class _Statement(ABC):
         # Column by column: one comprehension per column beats a generator per row.
         columns = [[row[name] for row in rows] for name in self.given]
         columns += [[_default(column)] * len(rows) for column in self.defaulted]
-        converted = [values if process is None else
-                     [None if value is None else process(value) for value in values]
+        # None goes through the processor too, as in a Core INSERT (a JSON column stores
+        # it as JSON null, not SQL NULL).
+        converted = [values if process is None else [process(value) for value in values]
                      for process, values in zip(self.processors, columns, strict=True)]
         return list(zip(*converted, strict=True))
 

@@ -100,3 +100,16 @@ def test_a_failed_bulk_insert_rolls_back_with_its_transaction(engine: Engine) ->
         session.flush()
     with read_session(engine) as session:
         assert session.scalar(select(func.count()).select_from(MESSAGES)) == 0
+
+
+def test_none_in_a_json_column_is_stored_as_a_core_insert_stores_it(engine: Engine) -> None:
+    row = {"type": "t", "request_id": None, "response_id": None, "message_id": None,
+           "mailbox": None, "payload": {}, "rule_trace": None}
+    with transaction(engine) as session:
+        BulkInsert(EVENTS).rows(session.connection(), [row])
+        session.connection().execute(insert(EVENTS), [row])
+    with read_session(engine) as session:
+        stored = session.execute(select(EVENTS.c.rule_trace, func.coalesce(
+            func.cast(EVENTS.c.rule_trace, MESSAGES.c.reason.type), "SQL NULL"))
+            .order_by(EVENTS.c.id)).all()
+    assert stored[0] == stored[1], stored
