@@ -37,10 +37,11 @@ from ingest.store.db import make_engine, read_session
 from ingest.store.models import Lease, Message, Request, RequestStatus
 from ingest.timeutil import utcnow
 from tests.benchmarks.bench_sources import Databases, make_messages, peak_rss_kb
+from tests.servers.ackmail_config import config_env, write_config
 from tests.servers.ackmail_process import AckmailProcess, AckmailProcesses
 from tests.servers.dovecot import DovecotServer, TokenTrust, live_group_members
 from tests.servers.dovecot_fixtures import generate_signing_key
-from tests.sources.mail import SECRET, unrelated
+from tests.sources.mail import unrelated
 
 # The pipeline's line per message, once its record committed (or found it a duplicate).
 RECORD_LINE = re.compile(r"ingest\.pipeline: message (\w+) mailbox=(\S+)")
@@ -123,20 +124,9 @@ def install(root: Path, server: DovecotServer, db_url: str, folders: list[str],
                   "processed_folder": folder.replace("in", "done")} | common
         lines = [f"{key} = {json.dumps(value)}" for key, value in values.items()]
         tables.append("\n".join(["[[mailbox]]", *lines, 'password = { env = "BOB_PASSWORD" }']))
-    config = root / "ackmail.toml"
-    config.write_text(f"""[security]
-token_secret = {{ env = "ACKMAIL_TOKEN_SECRET" }}
-cache_key = {{ env = "ACKMAIL_CACHE_KEY" }}
-
-[service]
-state_dir = "{root / 'state'}"
-lease_seconds = {args.lease_seconds}
-parse_workers = {args.parse_workers}
-
-""" + "\n\n".join(tables) + "\n")
-    return {"ACKMAIL_CONFIG": str(config), "ACKMAIL_DATABASE_URL": db_url,
-            "ACKMAIL_TOKEN_SECRET": SECRET, "ACKMAIL_CACHE_KEY": "b" * 32,
-            "BOB_PASSWORD": bob.password.reveal()}
+    service = {"lease_seconds": args.lease_seconds, "parse_workers": args.parse_workers}
+    config = write_config(root, service, "\n" + "\n\n".join(tables) + "\n")
+    return {**config_env(config, db_url), "BOB_PASSWORD": bob.password.reveal()}
 
 
 # --- what the database and /proc say

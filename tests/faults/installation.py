@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.servers.ackmail_config import config_env, write_config
 from tests.servers.ackmail_process import AckmailProcess, AckmailProcesses, Finished
 from tests.servers.dovecot import DovecotServer
 from tests.servers.idp import IdentityProvider
 from tests.servers.rules_fixtures import WEBHOOK_SECRET
-from tests.sources.mail import SECRET
 
 MAILBOX = "approvals"
 PROCESSED = "ackmail/processed"
@@ -90,21 +90,8 @@ def install(root: Path, mailbox: tuple[str, dict[str, str]], database_url: str,
     rules = root / "rules.toml"
     rules.write_text("".join(_hook_rule(name, events, receiver_url)
                              for name, events in HOOKS.items()))
-    config = root / "ackmail.toml"
-    config.write_text(f"""[security]
-token_secret = {{ env = "ACKMAIL_TOKEN_SECRET" }}
-cache_key = {{ env = "ACKMAIL_CACHE_KEY" }}
-
-[rules]
-file = "{rules}"
-
-[service]
-state_dir = "{root / 'state'}"
-lease_seconds = {LEASE_SECONDS}
-{table}""")
-    env = {"ACKMAIL_CONFIG": str(config), "ACKMAIL_DATABASE_URL": database_url,
-           "ACKMAIL_TOKEN_SECRET": SECRET, "ACKMAIL_CACHE_KEY": "f" * 32,
-           "HOOK_SECRET": WEBHOOK_SECRET, **mailbox_env}
+    config = write_config(root, {"lease_seconds": LEASE_SECONDS}, table, rules)
+    env = {**config_env(config, database_url), "HOOK_SECRET": WEBHOOK_SECRET, **mailbox_env}
     return Installation(root, env, processes)
 
 
