@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, union_all
 from sqlalchemy.orm import Session
 
 from ingest.decide import Decision
 from ingest.parse.base import Intent, MessageKind, ParsedMessage
 from ingest.record import clip, event_values, request_payload
 from ingest.sources.base import SourceRef
-from ingest.store.bulk import BulkInsert
+from ingest.store.bulk import BulkInsert, BulkWrite
 from ingest.store.models import (
     Base,
     Event,
@@ -112,7 +112,7 @@ _MESSAGES, _RESPONSES, _RAW, _EVENTS = (BulkInsert(Base.metadata.tables[model.__
 
 
 class RecordedIndex:
-    """Which messages of a batch are recorded already, from two queries for the whole batch.
+    """Which messages of a batch are recorded already, from one query for the whole batch.
 
     A message is recorded when the same place (mailbox, source key) holds a row, or the
     same bytes with the same Message-ID do (a re-scan after a UIDVALIDITY change). Rows
@@ -127,13 +127,19 @@ class RecordedIndex:
             mailboxes.setdefault(source.mailbox, []).append((source, digest))
         columns = (Message.mailbox, Message.source_key, Message.content_hash,
                    Message.message_id_header, Message.status, Message.id)
-        for mailbox, group in mailboxes.items():
-            # Two lookups rather than one OR: each then uses its own index.
-            for column, values in ((Message.source_key, [s.source_key for s, _ in group]),
-                                   (Message.content_hash, [digest for _, digest in group])):
-                query = select(*columns).where(Message.mailbox == mailbox, column.in_(values))
-                for row in session.execute(query):
-                    self.add(Recorded(**row._asdict()))
+        # Two lookups rather than one OR, so each uses its own index; in one statement.
+        lookups = [select(*columns).where(Message.mailbox == mailbox, column.in_(values))
+                   for mailbox, group in mailboxes.items()
+                   for column, values in (
+                       (Message.source_key, [source.source_key for source, _ in group]),
+                       (Message.content_hash, [digest for _, digest in group]))]
+        if not lookups:
+            return
+        seen: set[int] = set()
+        for row in session.execute(union_all(*lookups)):
+            if row.id not in seen:  # a row found by both lookups
+                seen.add(row.id)
+                self.add(Recorded(**row._asdict()))
 
     def add(self, recorded: Recorded) -> None:
         """Index a row (one found, or one this batch records)."""
@@ -265,21 +271,15 @@ class Recorder:
 
     def flush(self) -> None:
         """Write everything added so far; afterwards every row has its id."""
-        # The responses wait for the messages' ids: nothing may flush them before.
-        with self.session.no_autoflush:
-            connection = self.session.connection()
-            rows = [row for row, _ in self._messages]
-            ids = _MESSAGES.rows_with_ids(connection, [row.values() for row in rows])
-            for row, row_id in zip(rows, ids, strict=True):
-                row.id = row_id
-            ids = _RESPONSES.rows_with_ids(connection,
-                                           [response.values() for response in self._responses])
-            for response, response_id in zip(self._responses, ids, strict=True):
-                response.id = response_id
+        messages = [row for row, _ in self._messages]
+        (BulkWrite()
+         .keyed(_MESSAGES, messages)
+         .keyed(_RESPONSES, self._responses)  # their values name their messages' ids
+         .rows(_RAW, lambda: [{"message_id": row.id, "raw": raw}
+                              for row, raw in self._messages if raw is not None])
+         .rows(_EVENTS, lambda: [self._event_values(draft) for draft in self._events])
+         .run(self.session.connection()))
         self.session.flush()  # the requests the responses settled
-        _RAW.rows(connection, [{"message_id": row.id, "raw": raw}
-                               for row, raw in self._messages if raw is not None])
-        _EVENTS.rows(connection, [self._event_values(draft) for draft in self._events])
         self._messages.clear()
         self._responses.clear()
         self._events.clear()

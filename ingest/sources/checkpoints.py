@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -95,10 +95,16 @@ class Checkpoints:
 
     def advance_in(self, session: Session, cursor: Cursor) -> None:
         """``advance`` inside the caller's transaction (a later batch's record)."""
-        row = self._require(session)
-        row.uidvalidity, row.last_uid = cursor.uidvalidity, cursor.last_uid
-        row.last_poll_at = row.last_success_at = utcnow()
-        row.last_error = None
+        now = utcnow()
+        # One UPDATE, not a load and a flush: it rides along with every batch's record.
+        moved = (update(Checkpoint)
+                 .where(Checkpoint.mailbox == self.mailbox, Checkpoint.folder == self.folder)
+                 .values(uidvalidity=cursor.uidvalidity, last_uid=cursor.last_uid,
+                         last_poll_at=now, last_success_at=now, last_error=None)
+                 .execution_options(synchronize_session=False))
+        if session.execute(moved).rowcount == 0:  # type: ignore[attr-defined]
+            self._require(session)  # made by load(); gone only if someone deleted it
+            session.execute(moved)
 
     def connected(self) -> None:
         """A login worked: the error and any auth failure episode are over."""

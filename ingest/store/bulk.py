@@ -1,14 +1,17 @@
 """Bulk INSERTs for the pipeline's hot path, the fastest way each database offers.
 
 A batch's rows cost more in SQLAlchemy's per-row parameter handling (~30 us a row)
-than in the database, and on PostgreSQL a multi-row ``INSERT ... RETURNING`` is a new
-statement text each time, which psycopg rewrites (~8 ms for 200 messages) and the
-server plans afresh. So each column's own bind processor turns the values into driver
-values once, and then:
-- PostgreSQL: the ids come from the table's sequence in one query and the rows go
-  in by binary ``COPY``;
-- SQLite: the driver's ``executemany``, or one ``execute`` per row where the ids are
-  needed (``lastrowid``; SQLite runs it in C, there is no round trip).
+than in the database, and on PostgreSQL every statement is a round trip, which on a
+busy machine costs more than the rows it carries. So each column's own bind
+processor turns the values into driver values once, column by column, and then:
+- PostgreSQL: the ids of every table that needs them come from the sequences in one
+  query, and all the tables' rows go in with ONE statement: an ``INSERT ... SELECT *
+  FROM unnest(<one array per column>)`` per table, chained as data-modifying CTEs
+  (parents first; foreign keys are checked at the end of the statement). The text
+  depends only on the tables and columns, so the server prepares it once.
+- SQLite: the driver's ``executemany`` per table; ids from ``last_insert_rowid()``,
+  since under the transaction's write lock SQLite numbers new rows consecutively
+  (one more than the largest rowid). There is no round trip to save.
 The values get the conversions and column defaults SQLAlchemy itself would apply, so
 a row reads back the same whichever way it was written. Everything runs inside the
 caller's transaction.
@@ -20,9 +23,11 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Protocol
 
-from sqlalchemy import Column, ColumnDefault, Connection, Dialect, Table, insert, text
+from sqlalchemy import Column, ColumnDefault, Connection, Dialect, Table, insert
 from sqlalchemy.exc import DBAPIError
 
 Row = Mapping[str, Any]
@@ -30,141 +35,226 @@ _LENGTH = re.compile(r"\(.*\)")
 _Processor = Callable[[Any], Any] | None
 
 
+class Keyed(Protocol):
+    """A row that learns its primary key from the write."""
+
+    id: int | None
+
+    def values(self) -> Row:
+        """The row's columns (not its id); may use the ids of rows written before it."""
+        ...
+
+
 class BulkInsert:
-    """INSERTs of many rows into one table; rows of one call share their keys."""
+    """One table's bulk INSERTs: its columns' processors and defaults, worked out once."""
 
     def __init__(self, table: Table) -> None:
         self.table = table
-        self._prepared: dict[tuple[str, tuple[str, ...]], _Statement] = {}
+        self.key = _primary_key(table)
+        self._columns: dict[tuple[str, tuple[str, ...]], Columns] = {}
+
+    def columns(self, dialect: Dialect, given: tuple[str, ...]) -> Columns:
+        """The columns a row with keys ``given`` fills, with their defaults."""
+        found = self._columns.get((dialect.name, given))
+        if found is None:
+            found = self._columns[(dialect.name, given)] = Columns(self, given, dialect)
+        return found
 
     def rows(self, connection: Connection, rows: Sequence[Row]) -> None:
-        """Insert ``rows``."""
-        if rows:
-            self._statement(connection, rows[0]).insert(connection, rows)
+        """Insert ``rows`` (a write of this table alone)."""
+        BulkWrite().rows(self, rows).run(connection)
 
     def rows_with_ids(self, connection: Connection, rows: Sequence[Row]) -> list[int]:
         """Insert ``rows`` and return their new primary keys, in order."""
-        if not rows:
-            return []
-        return self._statement(connection, rows[0]).insert_with_ids(connection, rows)
-
-    def _statement(self, connection: Connection, first: Row) -> _Statement:
-        dialect = connection.dialect
-        key = (dialect.name, tuple(first))
-        statement = self._prepared.get(key)
-        if statement is None:
-            kind = _Copy if dialect.name == "postgresql" else _ExecuteMany
-            statement = self._prepared[key] = kind(self.table, tuple(first), dialect)
-        return statement
+        keyed = [_Plain(row) for row in rows]
+        BulkWrite().keyed(self, keyed).run(connection)
+        return [row.id for row in keyed if row.id is not None]
 
 
-class _Statement(ABC):
+class Columns:
     """One table and one set of given columns; the others get their defaults."""
 
-    def __init__(self, table: Table, given: tuple[str, ...], dialect: Dialect) -> None:
+    def __init__(self, bulk: BulkInsert, given: tuple[str, ...], dialect: Dialect) -> None:
+        table = bulk.table
         self.table = table
+        self.dialect = dialect
         self.given = given
-        self.key = _primary_key(table)
         self.defaulted = tuple(
             column for column in table.columns
-            if column.name not in given and column.default is not None and column is not self.key)
-        self.columns = (*given, *(column.name for column in self.defaulted))
+            if column.name not in given and column.default is not None and column is not bulk.key)
+        self.names = (*given, *(column.name for column in self.defaulted))
         self.processors: tuple[_Processor, ...] = tuple(
-            _processor(table.c[name], dialect) for name in self.columns)
+            _processor(table.c[name], dialect) for name in self.names)
+        # The types as PostgreSQL names them ("VARCHAR(100)" -> "varchar"): an explicit
+        # cast to a length would cut a long value where the column refuses it.
+        self.types = tuple(_LENGTH.sub("", table.c[name].type.compile(dialect=dialect)).lower()
+                           for name in self.names)
 
-    def values(self, rows: Sequence[Row]) -> list[tuple[Any, ...]]:
-        """Driver values for each row, in ``self.columns`` order."""
-        # Column by column: one comprehension per column beats a generator per row.
+    @cached_property
+    def positional(self) -> tuple[str, tuple[int, ...]]:
+        """The INSERT for a driver with a positional paramstyle, and where each of its
+        parameters is in ``names``."""
+        compiled = insert(self.table).compile(dialect=self.dialect, column_keys=list(self.names))
+        if compiled.positiontup is None:
+            raise TypeError(f"{self.dialect.name}: bulk inserts need a positional paramstyle")
+        return compiled.string, tuple(self.names.index(name) for name in compiled.positiontup)
+
+    def values(self, rows: Sequence[Row]) -> list[list[Any]]:
+        """Driver values, one list per column in ``names`` order."""
         columns = [[row[name] for row in rows] for name in self.given]
         columns += [[_default(column)] * len(rows) for column in self.defaulted]
         # None goes through the processor too, as in a Core INSERT (a JSON column stores
         # it as JSON null, not SQL NULL).
-        converted = [values if process is None else [process(value) for value in values]
-                     for process, values in zip(self.processors, columns, strict=True)]
-        return list(zip(*converted, strict=True))
+        return [values if process is None else [process(value) for value in values]
+                for process, values in zip(self.processors, columns, strict=True)]
+
+
+@dataclass
+class _Part:
+    """One table's rows in a write: keyed items, or rows built once earlier ids are set."""
+
+    table: BulkInsert
+    keyed: Sequence[Keyed] | None = None
+    build: Callable[[], Sequence[Row]] | None = None
+
+    def rows(self) -> Sequence[Row]:
+        if self.keyed is not None:
+            return [item.values() for item in self.keyed]
+        assert self.build is not None
+        return self.build()
+
+
+class BulkWrite:
+    """Rows for several tables, written together in the order given (parents first)."""
+
+    def __init__(self) -> None:
+        self._parts: list[_Part] = []
+
+    def keyed(self, table: BulkInsert, items: Sequence[Keyed]) -> BulkWrite:
+        """Insert ``items``; each gets its ``id``, which later parts' rows may use."""
+        self._parts.append(_Part(table, keyed=items))
+        return self
+
+    def rows(self, table: BulkInsert,
+             rows: Sequence[Row] | Callable[[], Sequence[Row]]) -> BulkWrite:
+        """Insert ``rows``, or the rows a callable builds once the earlier ids are known."""
+        self._parts.append(_Part(table, build=rows if callable(rows) else lambda: rows))
+        return self
+
+    def run(self, connection: Connection) -> None:
+        """Write every part, in the caller's transaction."""
+        writer = _Postgres if connection.dialect.name == "postgresql" else _ExecuteMany
+        writer(connection).write(self._parts)
+
+
+class _Writer(ABC):
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.dialect = connection.dialect
+
+    def _columns(self, part: _Part, rows: Sequence[Row]) -> Columns:
+        return part.table.columns(self.dialect, tuple(rows[0]))
 
     @abstractmethod
-    def insert(self, connection: Connection, rows: Sequence[Row]) -> None:
-        """Insert ``rows``."""
-
-    @abstractmethod
-    def insert_with_ids(self, connection: Connection, rows: Sequence[Row]) -> list[int]:
-        """Insert ``rows``; their new primary keys, in order."""
+    def write(self, parts: Sequence[_Part]) -> None:
+        """Insert the parts' rows, in order."""
 
 
-class _Copy(_Statement):
-    """PostgreSQL: COPY, with ids taken from the sequence first when they are wanted."""
+class _Postgres(_Writer):
+    """Ids from the sequences in one query, then every row in one statement."""
 
-    def __init__(self, table: Table, given: tuple[str, ...], dialect: Dialect) -> None:
-        super().__init__(table, given, dialect)
-        self.copy = _CopySql(table, self.columns, dialect)
-        self.copy_with_id = _CopySql(table, (self.key.name, *self.columns), dialect)
-        self.next_ids = text(
-            f"SELECT nextval(pg_get_serial_sequence('{table.name}', '{self.key.name}')) "
-            "FROM generate_series(1, :count)")
+    def write(self, parts: Sequence[_Part]) -> None:
+        self._number([part for part in parts if part.keyed])
+        tables: list[tuple[BulkInsert, tuple[str, ...], tuple[str, ...]]] = []
+        parameters: list[list[Any]] = []
+        for part in parts:
+            rows = part.rows()
+            if not rows:
+                continue
+            columns = self._columns(part, rows)
+            names, types, values = columns.names, columns.types, columns.values(rows)
+            if part.keyed is not None:
+                names, types = (part.table.key.name, *names), ("bigint", *types)
+                values = [[item.id for item in part.keyed], *values]
+            tables.append((part.table, names, types))
+            parameters.extend(values)
+        if tables:
+            sql = _chained_inserts(tuple(tables))
+            with _driver_errors(self.connection, sql), _driver(self.connection).cursor() as cursor:
+                cursor.execute(sql, parameters)
 
-    def insert(self, connection: Connection, rows: Sequence[Row]) -> None:
-        self.copy.run(connection, self.values(rows))
-
-    def insert_with_ids(self, connection: Connection, rows: Sequence[Row]) -> list[int]:
-        ids = list(connection.scalars(self.next_ids, {"count": len(rows)}))
-        values = [(row_id, *row) for row_id, row in zip(ids, self.values(rows), strict=True)]
-        self.copy_with_id.run(connection, values)
-        return ids
-
-
-class _CopySql:
-    """One binary COPY: the server reads binary values without parsing text."""
-
-    def __init__(self, table: Table, columns: Sequence[str], dialect: Dialect) -> None:
-        self.sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
-        # The types as PostgreSQL names them ("VARCHAR(100)" -> "varchar"), for the dumpers.
-        self.types = [_LENGTH.sub("", table.c[name].type.compile(dialect=dialect)).lower()
-                      for name in columns]
-
-    def run(self, connection: Connection, values: list[tuple[Any, ...]]) -> None:
-        with _driver_errors(connection, self.sql), _driver(connection).cursor() as cursor, \
-                cursor.copy(self.sql) as copy:
-            copy.set_types(self.types)
-            for row in values:
-                copy.write_row(row)
+    def _number(self, parts: Sequence[_Part]) -> None:
+        """Give every keyed item its id, from its table's sequence, in one round trip."""
+        if not parts:
+            return
+        sql = "SELECT " + ", ".join(
+            f"ARRAY(SELECT nextval(pg_get_serial_sequence('{part.table.table.name}', "
+            f"'{part.table.key.name}')) FROM generate_series(1, %s))" for part in parts)
+        with _driver_errors(self.connection, sql), _driver(self.connection).cursor() as cursor:
+            cursor.execute(sql, [len(part.keyed or ()) for part in parts])
+            numbered = cursor.fetchone()
+        for part, ids in zip(parts, numbered, strict=True):
+            for item, item_id in zip(part.keyed or (), ids, strict=True):
+                item.id = item_id
 
 
-class _ExecuteMany(_Statement):
+_chained_cache: dict[Any, str] = {}
+
+
+def _chained_inserts(tables: tuple[tuple[BulkInsert, tuple[str, ...], tuple[str, ...]], ...]
+                     ) -> str:
+    """``WITH w0 AS (INSERT ...), w1 AS (INSERT ...) INSERT ...``, one array per column."""
+    key = tuple((bulk.table.name, names) for bulk, names, _ in tables)
+    sql = _chained_cache.get(key)
+    if sql is None:
+        inserts = [
+            f"INSERT INTO {bulk.table.name} ({', '.join(names)}) SELECT * FROM unnest("
+            + ", ".join(f"%b::{kind}[]" for kind in types) + ")"
+            for bulk, names, types in tables]
+        *first, last = inserts
+        chain = ", ".join(f"w{n} AS ({statement})" for n, statement in enumerate(first))
+        sql = _chained_cache[key] = f"WITH {chain} {last}" if chain else last
+    return sql
+
+
+class _ExecuteMany(_Writer):
     """SQLite (any driver with a positional paramstyle): the driver's executemany."""
 
-    def __init__(self, table: Table, given: tuple[str, ...], dialect: Dialect) -> None:
-        super().__init__(table, given, dialect)
-        compiled = insert(table).compile(dialect=dialect, column_keys=list(self.columns))
-        order = compiled.positiontup
-        if order is None:
-            raise TypeError(f"{dialect.name}: bulk inserts need a positional paramstyle")
-        self.sql = compiled.string
-        where = {name: index for index, name in enumerate(self.columns)}
-        self.order = [where[name] for name in order]
+    def write(self, parts: Sequence[_Part]) -> None:
+        for part in parts:
+            rows = part.rows()
+            if not rows:
+                continue
+            columns = self._columns(part, rows)
+            sql, order = columns.positional
+            values = columns.values(rows)
+            last = self._insert(sql, list(zip(*(values[i] for i in order), strict=True)))
+            if part.keyed is not None:
+                for item, item_id in zip(part.keyed, range(last - len(rows) + 1, last + 1),
+                                         strict=True):
+                    item.id = item_id
 
-    def _ordered(self, rows: Sequence[Row]) -> list[tuple[Any, ...]]:
-        return [tuple(values[i] for i in self.order) for values in self.values(rows)]
-
-    def insert(self, connection: Connection, rows: Sequence[Row]) -> None:
-        cursor = _driver(connection).cursor()
+    def _insert(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
+        """executemany; the rowid of the last row inserted."""
+        cursor = _driver(self.connection).cursor()
         try:
-            with _driver_errors(connection, self.sql):
-                cursor.executemany(self.sql, self._ordered(rows))
+            with _driver_errors(self.connection, sql):
+                cursor.executemany(sql, rows)
+                (last,) = cursor.execute("SELECT last_insert_rowid()").fetchone()
         finally:
             cursor.close()
+        return int(last)
 
-    def insert_with_ids(self, connection: Connection, rows: Sequence[Row]) -> list[int]:
-        cursor = _driver(connection).cursor()
-        ids = []
-        try:
-            with _driver_errors(connection, self.sql):
-                for values in self._ordered(rows):
-                    cursor.execute(self.sql, values)
-                    ids.append(cursor.lastrowid)
-        finally:
-            cursor.close()
-        return ids
+
+@dataclass
+class _Plain:
+    """A plain row as a keyed item (``BulkInsert.rows_with_ids``)."""
+
+    row: Row
+    id: int | None = None
+
+    def values(self) -> Row:
+        return self.row
 
 
 def _driver(connection: Connection) -> Any:

@@ -1,7 +1,9 @@
-"""Bulk INSERTs (COPY on PostgreSQL, executemany on SQLite) store what the ORM would store."""
+"""Bulk INSERTs (one chained statement on PostgreSQL, executemany on SQLite) store what the
+ORM would store, and give each keyed row its id."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,7 +12,7 @@ from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ingest.parse.base import MessageKind
-from ingest.store.bulk import BulkInsert
+from ingest.store.bulk import BulkInsert, BulkWrite
 from ingest.store.db import read_session, transaction
 from ingest.store.models import Base, Event, Message, MessageStatus, RawMessage
 from ingest.timeutil import utcnow
@@ -113,3 +115,58 @@ def test_none_in_a_json_column_is_stored_as_a_core_insert_stores_it(engine: Engi
             func.cast(EVENTS.c.rule_trace, MESSAGES.c.reason.type), "SQL NULL"))
             .order_by(EVENTS.c.id)).all()
     assert stored[0] == stored[1], stored
+
+
+@dataclass
+class _Keyed:
+    row: dict[str, Any]
+    id: int | None = None
+
+    def values(self) -> dict[str, Any]:
+        return self.row
+
+
+def _raw_by_message(engine: Engine) -> dict[int, bytes]:
+    with read_session(engine) as session:
+        return dict(session.execute(select(RAW.c.message_id, RAW.c.raw)).all())
+
+
+def test_one_write_numbers_parents_and_children_name_them(engine: Engine) -> None:
+    parents = [_Keyed(row) for row in ROWS]
+    with transaction(engine) as session:
+        (BulkWrite()
+         .keyed(BulkInsert(MESSAGES), parents)
+         .rows(BulkInsert(RAW), lambda: [{"message_id": p.id, "raw": f"{p.id}".encode()}
+                                         for p in parents])
+         .rows(BulkInsert(EVENTS), [])  # an empty part writes nothing
+         .run(session.connection()))
+    ids = [parent.id for parent in parents if parent.id is not None]
+    assert len(set(ids)) == len(ids) == len(parents)
+    assert [row["source_key"] for row in _stored(engine, ids)] == \
+        [row["source_key"] for row in ROWS]
+    assert _raw_by_message(engine) == {row_id: f"{row_id}".encode() for row_id in ids}
+
+
+def test_ids_are_right_after_gaps_and_a_deleted_last_row(engine: Engine) -> None:
+    with transaction(engine) as session:
+        first = BulkInsert(MESSAGES).rows_with_ids(session.connection(), ROWS[:3])
+        session.connection().execute(MESSAGES.delete().where(
+            MESSAGES.c.id.in_([first[1], first[2]])))
+    with transaction(engine) as session:
+        later = BulkInsert(MESSAGES).rows_with_ids(session.connection(), ROWS[3:])
+    with read_session(engine) as session:
+        keys = dict(session.execute(select(MESSAGES.c.id, MESSAGES.c.source_key)).all())
+    assert [keys[row_id] for row_id in later] == [row["source_key"] for row in ROWS[3:]]
+    assert sorted(keys) == sorted([first[0], *later])
+
+
+def test_a_child_naming_no_parent_fails_the_whole_write(engine: Engine) -> None:
+    parents = [_Keyed(row) for row in ROWS[:2]]
+    with pytest.raises(IntegrityError), transaction(engine) as session:
+        (BulkWrite()
+         .keyed(BulkInsert(MESSAGES), parents)
+         .rows(BulkInsert(RAW), [{"message_id": 10**9, "raw": b"orphan"}])
+         .run(session.connection()))
+    with read_session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(MESSAGES)) == 0
+    assert _raw_by_message(engine) == {}
