@@ -15,7 +15,6 @@ from typing import Any, Protocol
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from ingest.decide import Decision
 from ingest.parse.base import Intent, MessageKind
 from ingest.store.models import Event, MessageStatus, RawMessage, Request
 from ingest.timeutil import isoformat_z
@@ -30,13 +29,6 @@ def prune_raw(session: Session, older_than: datetime) -> int:
     """Forget the bytes of messages stored before ``older_than``; returns how many."""
     result = session.execute(delete(RawMessage).where(RawMessage.stored_at < older_than))
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-def settle(request: Request, decision: Decision, when: datetime) -> None:
-    """Move the request to its decided state (only a decisive response calls this)."""
-    if decision.new_status is not None:
-        request.status = decision.new_status
-        request.decided_at = when
 
 
 class MessageFacts(Protocol):
@@ -104,11 +96,16 @@ def event_values(
     request: Request | None = None,
     response: ResponseFacts | None = None,
     detail: dict[str, Any] | None = None,
+    request_state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """An ``events`` row: the ids it names, and a payload that needs no other row."""
+    """An ``events`` row: the ids it names, and a payload that needs no other row.
+
+    ``request_state`` is ``request_payload(request)`` taken earlier, when the row is
+    written after the request changed again."""
     payload: dict[str, Any] = {"event": event_type, **(detail or {})}
     if request is not None:
-        payload["request"] = request_payload(request)
+        payload["request"] = request_state if request_state is not None else \
+            request_payload(request)
     if response is not None:
         payload["response"] = {
             "id": response.id,

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, union_all
+from sqlalchemy import bindparam, select, union_all, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ingest.decide import Decision
 from ingest.parse.base import Intent, MessageKind, ParsedMessage
@@ -111,6 +112,11 @@ _MESSAGES, _RESPONSES, _RAW, _EVENTS = (BulkInsert(Base.metadata.tables[model.__
                                         for model in (Message, Response, RawMessage, Event))
 
 
+_REQUESTS = Base.metadata.tables[Request.__tablename__]
+_SETTLE = (update(_REQUESTS).where(_REQUESTS.c.id == bindparam("_id"))
+           .values(status=bindparam("_status"), decided_at=bindparam("_decided_at")))
+
+
 class RecordedIndex:
     """Which messages of a batch are recorded already, from one query for the whole batch.
 
@@ -178,6 +184,7 @@ class Recorder:
         self._responses: list[ResponseRow] = []
         self._events: list[_EventDraft] = []
         self._answers: dict[int, list[ResponseRow]] = {}  # this batch's, by request
+        self._settled: dict[int, dict[str, Any]] = {}  # the requests' new states, by id
 
     def message(
         self,
@@ -258,16 +265,29 @@ class Recorder:
         """Every response ``request`` has so far: those stored, then this batch's."""
         return [*request.responses, *self._answers.get(request.id, [])]
 
-    def event(
+    def settle(self, request: Request, decision: Decision, when: datetime) -> None:
+        """Move the request to its decided state (a decisive response); the UPDATE goes with
+        the batch's rows. A later reply in the batch reads the new state from ``request``."""
+        if decision.new_status is None:
+            return
+        # Set as if loaded, so the ORM's flush has nothing to do: for a batch of decided
+        # requests its unit of work cost more than everything else the batch writes.
+        set_committed_value(request, "status", decision.new_status)
+        set_committed_value(request, "decided_at", when)
+        self._settled[request.id] = {"_id": request.id, "_status": decision.new_status,
+                                     "_decided_at": when}
+
+    def events(
         self,
-        event_type: str,
+        event_types: Sequence[str],
         message: MessageRow,
         request: Request | None = None,
         response: ResponseRow | None = None,
     ) -> None:
-        """An event for the rules engine, written once the rows it names have ids."""
+        """Events for the rules engine, written once the rows they name have ids."""
         state = request_payload(request) if request is not None else None
-        self._events.append(_EventDraft(event_type, message, request, response, state))
+        self._events += [_EventDraft(event_type, message, request, response, state)
+                         for event_type in event_types]
 
     def flush(self) -> None:
         """Write everything added so far; afterwards every row has its id."""
@@ -278,16 +298,15 @@ class Recorder:
          .rows(_RAW, lambda: [{"message_id": row.id, "raw": raw}
                               for row, raw in self._messages if raw is not None])
          .rows(_EVENTS, lambda: [self._event_values(draft) for draft in self._events])
-         .run(self.session.connection()))
-        self.session.flush()  # the requests the responses settled
+         .run(connection := self.session.connection()))
+        if self._settled:
+            connection.execute(_SETTLE, list(self._settled.values()))
+        self._settled.clear()
         self._messages.clear()
         self._responses.clear()
         self._events.clear()
 
     @staticmethod
     def _event_values(draft: _EventDraft) -> dict[str, Any]:
-        values = event_values(draft.event_type, message=draft.message, request=draft.request,
-                              response=draft.response)
-        if draft.request_state is not None:
-            values["payload"]["request"] = draft.request_state
-        return values
+        return event_values(draft.event_type, message=draft.message, request=draft.request,
+                            response=draft.response, request_state=draft.request_state)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from ingest.parse.base import Intent, MessageKind, ParsedMessage, ParseLimits, SenderInfo
-from ingest.parse.intent import classify_intent
+from ingest.parse.intent import classify_intent, subject_words_added
 from ingest.parse.kind import classify_kind
 from ingest.parse.mime import DecodedMessage, read_message
 from ingest.parse.reply_text import extract_reply
@@ -75,6 +75,17 @@ def read_intent(
     return replace(
         parsed, intent=result.intent, language=result.language, intent_reasons=result.reasons
     )
+
+
+def reread_intent(parsed: ParsedMessage, options: ParseOptions,
+                  request_subject: str) -> ParsedMessage:
+    """A reply's intent, read at parse time, read again now that the request's subject is
+    known; the subject words the replier added are all that can change."""
+    vocabulary = options.vocabulary
+    if subject_words_added(parsed.subject, request_subject, vocabulary=vocabulary) == \
+            subject_words_added(parsed.subject, vocabulary=vocabulary):
+        return parsed
+    return read_intent(parsed, options, request_subject)
 
 
 def _unreadable(decoded: DecodedMessage) -> ParsedMessage:

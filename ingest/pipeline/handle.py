@@ -17,10 +17,10 @@ from ingest.correlate import Correlation, match, recipients_for
 from ingest.correlate.find import TokenCandidate
 from ingest.decide import Vote, decide
 from ingest.parse.base import MessageKind, ParsedMessage
-from ingest.parse.message import read_intent
+from ingest.parse.message import reread_intent
 from ingest.pipeline.base import Arrival, PipelineConfig, Processed
 from ingest.pipeline.pool import InProcessPreparer, Preparing
-from ingest.record import content_hash, settle
+from ingest.record import content_hash
 from ingest.recorder import MessageRow, Recorded, RecordedIndex, Recorder
 from ingest.store.models import MessageStatus, Recipient, Request
 from ingest.timeutil import isoformat_z, utcnow
@@ -168,7 +168,7 @@ class _Job:
         self, reason: str, parsed: ParsedMessage | None, evidence: list[str]
     ) -> Handled:
         message = self._record(MessageStatus.QUARANTINED, reason, parsed, [*self.notes, *evidence])
-        self.batch.recorder.event("message.quarantined", message)
+        self.batch.recorder.events(["message.quarantined"], message)
         return Handled(Processed(MessageStatus.QUARANTINED, reason), parsed, message)
 
     def ignored(
@@ -195,15 +195,14 @@ class _Job:
             )
         reason = f"not an answer to any request: {found.problem}"
         message = self._record(MessageStatus.IGNORED, reason, parsed, evidence)
-        self.batch.recorder.event("message.unmatched", message)
+        self.batch.recorder.events(["message.unmatched"], message)
         return Handled(Processed(MessageStatus.IGNORED, reason), parsed, message)
 
     def respond(
         self, parsed: ParsedMessage, found: Correlation, request: Request, evidence: list[str]
     ) -> Handled:
         if parsed.kind == MessageKind.REPLY and request.subject:
-            parsed = self.parsed = read_intent(
-                parsed, self.config.parse, request_subject=request.subject)
+            parsed = self.parsed = reread_intent(parsed, self.config.parse, request.subject)
             evidence = [*self.notes, *parsed.evidence, *found.reasons]
         received_at = self.arrival.source.received_at or utcnow()
         prior = [r for r in self.batch.recorder.answers(request) if r.counted]
@@ -216,10 +215,9 @@ class _Job:
         response = recorder.response(
             message, request, found.recipient, parsed, decision, received_at, evidence
         )
-        settle(request, decision, received_at)
-        recorder.event("response.recorded", message, request, response)
-        if decision.new_status is not None:
-            recorder.event(f"request.{decision.new_status}", message, request, response)
+        recorder.settle(request, decision, received_at)
+        settled = [] if decision.new_status is None else [f"request.{decision.new_status}"]
+        recorder.events(["response.recorded", *settled], message, request, response)
         result = Processed(MessageStatus.PROCESSED, decision.reason, None, request.id,
                            parsed.intent, decision.decisive)
         return Handled(result, parsed, message)

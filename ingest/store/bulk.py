@@ -101,12 +101,18 @@ class Columns:
 
     def values(self, rows: Sequence[Row]) -> list[list[Any]]:
         """Driver values, one list per column in ``names`` order."""
-        columns = [[row[name] for row in rows] for name in self.given]
-        columns += [[_default(column)] * len(rows) for column in self.defaulted]
+        given = self.processors[:len(self.given)]
         # None goes through the processor too, as in a Core INSERT (a JSON column stores
         # it as JSON null, not SQL NULL).
-        return [values if process is None else [process(value) for value in values]
-                for process, values in zip(self.processors, columns, strict=True)]
+        columns = [[row[name] for row in rows] if process is None
+                   else [process(row[name]) for row in rows]
+                   for name, process in zip(self.given, given, strict=True)]
+        # A default is one value per call (one recorded_at for the batch): converted once.
+        defaults = self.processors[len(self.given):]
+        for column, process in zip(self.defaulted, defaults, strict=True):
+            value = _default(column)
+            columns.append([value if process is None else process(value)] * len(rows))
+        return columns
 
 
 @dataclass

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.parse.base import Intent, MessageKind, ParseLimits
-from ingest.parse.message import ParseOptions, parse_message, read_intent
+from ingest.parse.message import ParseOptions, parse_message, read_intent, reread_intent
 
 OPTIONS = ParseOptions()
 
@@ -55,6 +56,25 @@ def test_read_intent_drops_the_request_subject_words() -> None:
     reread = read_intent(parsed, OPTIONS, request_subject="Budget approval needed")
     assert reread.intent == Intent.APPROVE
     assert any("added by the replier: 'approved'" in r for r in reread.intent_reasons)
+
+
+@pytest.mark.parametrize(("subject", "body", "request_subject"), [
+    ("RE: Budget approval needed [R7K2-9QXM] - approved", "Thanks.", "Budget approval needed"),
+    ("APPROVED: Re: Budget approval needed", "Thanks.", "Budget approval needed"),
+    ("APPROVED: Re: Budget approval needed", "Thanks.", "APPROVED: something"),
+    ("Re: Approve the budget", "Rejected.", "Approve the budget"),
+    ("Approve the budget", "Thanks.", "Approve the budget"),
+    ("RE: Budget approval needed [R7K2-9QXM]", "Approved.", "Budget approval needed"),
+])
+def test_reread_intent_is_a_full_read_with_the_request_subject(
+    subject: str, body: str, request_subject: str
+) -> None:
+    raw = REPLY.replace(b"RE: Budget approval needed [R7K2-9QXM]", subject.encode()).replace(
+        b"Approved.", body.encode())
+    parsed = parse_message(raw, OPTIONS)
+    full = read_intent(parsed, OPTIONS, request_subject=request_subject)
+    again = reread_intent(parsed, OPTIONS, request_subject)
+    assert (again.intent, again.intent_reasons) == (full.intent, full.intent_reasons)
 
 
 def test_a_message_over_a_limit_is_a_problem_not_an_exception() -> None:

@@ -12,7 +12,15 @@ from ingest.pipeline import Arrival, handle, process_batch
 from ingest.recorder import RecordedIndex
 from ingest.register import RegisteredRequest
 from ingest.store.db import read_session
-from ingest.store.models import Event, Message, MessageStatus, RawMessage, RequestStatus, Response
+from ingest.store.models import (
+    Event,
+    Message,
+    MessageStatus,
+    RawMessage,
+    Request,
+    RequestStatus,
+    Response,
+)
 from tests.pipeline.support import ALICE, BOB, CONFIG, events, reply, request_status, source
 from tests.sources.mail import unrelated
 
@@ -36,6 +44,9 @@ def test_a_batch_records_each_message_with_its_bytes_and_events(
         assert list(kept) == [r.message_id for r in results]
         response = session.scalars(select(Response)).one()
         assert response.message_id == results[1].message_id
+        decided = session.get_one(Request, response.request_id)
+        assert (decided.status, decided.decided_at) == (RequestStatus.APPROVED,
+                                                        response.received_at)
 
 
 def test_replies_to_one_request_in_one_batch_are_decided_in_order(
