@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, union_all, update
+from sqlalchemy import select, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -22,7 +22,7 @@ from ingest.decide import Decision
 from ingest.parse.base import Intent, MessageKind, ParsedMessage
 from ingest.record import clip, event_values, request_payload
 from ingest.sources.base import SourceRef
-from ingest.store.bulk import BulkInsert, BulkWrite
+from ingest.store.bulk import BulkTable, BulkWrite
 from ingest.store.models import (
     Base,
     Event,
@@ -108,13 +108,9 @@ def _columns(row: type[Any], *skip: str) -> tuple[str, ...]:
 _COLUMNS = _columns(MessageRow, "id")
 _RESPONSE_COLUMNS = _columns(ResponseRow, "id", "message")
 # Not the ORM's bulk path, nor Core's: their per-row work costs more than the rows.
-_MESSAGES, _RESPONSES, _RAW, _EVENTS = (BulkInsert(Base.metadata.tables[model.__tablename__])
-                                        for model in (Message, Response, RawMessage, Event))
-
-
-_REQUESTS = Base.metadata.tables[Request.__tablename__]
-_SETTLE = (update(_REQUESTS).where(_REQUESTS.c.id == bindparam("_id"))
-           .values(status=bindparam("_status"), decided_at=bindparam("_decided_at")))
+_REQUESTS, _MESSAGES, _RESPONSES, _RAW, _EVENTS = (
+    BulkTable(Base.metadata.tables[model.__tablename__])
+    for model in (Request, Message, Response, RawMessage, Event))
 
 
 class RecordedIndex:
@@ -274,8 +270,8 @@ class Recorder:
         # requests its unit of work cost more than everything else the batch writes.
         set_committed_value(request, "status", decision.new_status)
         set_committed_value(request, "decided_at", when)
-        self._settled[request.id] = {"_id": request.id, "_status": decision.new_status,
-                                     "_decided_at": when}
+        self._settled[request.id] = {"id": request.id, "status": decision.new_status,
+                                     "decided_at": when}
 
     def events(
         self,
@@ -293,14 +289,13 @@ class Recorder:
         """Write everything added so far; afterwards every row has its id."""
         messages = [row for row, _ in self._messages]
         (BulkWrite()
+         .updates(_REQUESTS, list(self._settled.values()))  # decided by the batch's replies
          .keyed(_MESSAGES, messages)
          .keyed(_RESPONSES, self._responses)  # their values name their messages' ids
          .rows(_RAW, lambda: [{"message_id": row.id, "raw": raw}
                               for row, raw in self._messages if raw is not None])
          .rows(_EVENTS, lambda: [self._event_values(draft) for draft in self._events])
-         .run(connection := self.session.connection()))
-        if self._settled:
-            connection.execute(_SETTLE, list(self._settled.values()))
+         .run(self.session.connection()))
         self._settled.clear()
         self._messages.clear()
         self._responses.clear()

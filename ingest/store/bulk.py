@@ -1,4 +1,4 @@
-"""Bulk INSERTs for the pipeline's hot path, the fastest way each database offers.
+"""Bulk writes for the pipeline's hot path, the fastest way each database offers.
 
 A batch's rows cost more in SQLAlchemy's per-row parameter handling (~30 us a row)
 than in the database, and on PostgreSQL every statement is a round trip, which on a
@@ -6,9 +6,10 @@ busy machine costs more than the rows it carries. So each column's own bind
 processor turns the values into driver values once, column by column, and then:
 - PostgreSQL: the ids of every table that needs them come from the sequences in one
   query, and all the tables' rows go in with ONE statement: an ``INSERT ... SELECT *
-  FROM unnest(<one array per column>)`` per table, chained as data-modifying CTEs
-  (parents first; foreign keys are checked at the end of the statement). The text
-  depends only on the tables and columns, so the server prepares it once.
+  FROM unnest(<one array per column>)`` per table (``UPDATE ... FROM unnest(...)`` for
+  rows that change), chained as data-modifying CTEs (parents first; foreign keys are
+  checked at the end of the statement). The text depends only on the tables and
+  columns, so the server prepares it once.
 - SQLite: the driver's ``executemany`` per table; ids from ``last_insert_rowid()``,
   since under the transaction's write lock SQLite numbers new rows consecutively
   (one more than the largest rowid). There is no round trip to save.
@@ -24,10 +25,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Protocol
 
-from sqlalchemy import Column, ColumnDefault, Connection, Dialect, Table, insert
+from sqlalchemy import Column, ColumnDefault, Connection, Dialect, Table, bindparam, insert, update
 from sqlalchemy.exc import DBAPIError
 
 Row = Mapping[str, Any]
@@ -45,19 +46,22 @@ class Keyed(Protocol):
         ...
 
 
-class BulkInsert:
-    """One table's bulk INSERTs: its columns' processors and defaults, worked out once."""
+class BulkTable:
+    """One table's bulk writes: its columns' processors and defaults, worked out once."""
 
     def __init__(self, table: Table) -> None:
         self.table = table
         self.key = _primary_key(table)
-        self._columns: dict[tuple[str, tuple[str, ...]], Columns] = {}
+        self._columns: dict[tuple[str, tuple[str, ...], bool], Columns] = {}
 
-    def columns(self, dialect: Dialect, given: tuple[str, ...]) -> Columns:
-        """The columns a row with keys ``given`` fills, with their defaults."""
-        found = self._columns.get((dialect.name, given))
+    def columns(self, dialect: Dialect, given: tuple[str, ...], *, update: bool = False
+                ) -> Columns:
+        """The columns a row with keys ``given`` fills: with the defaults for an INSERT,
+        only those given for an UPDATE (by primary key, which ``given`` names)."""
+        found = self._columns.get((dialect.name, given, update))
         if found is None:
-            found = self._columns[(dialect.name, given)] = Columns(self, given, dialect)
+            found = Columns(self, given, dialect, defaults=not update)
+            self._columns[(dialect.name, given, update)] = found
         return found
 
     def rows(self, connection: Connection, rows: Sequence[Row]) -> None:
@@ -74,14 +78,17 @@ class BulkInsert:
 class Columns:
     """One table and one set of given columns; the others get their defaults."""
 
-    def __init__(self, bulk: BulkInsert, given: tuple[str, ...], dialect: Dialect) -> None:
+    def __init__(self, bulk: BulkTable, given: tuple[str, ...], dialect: Dialect, *,
+                 defaults: bool) -> None:
         table = bulk.table
         self.table = table
+        self.key = bulk.key
         self.dialect = dialect
         self.given = given
         self.defaulted = tuple(
             column for column in table.columns
-            if column.name not in given and column.default is not None and column is not bulk.key)
+            if defaults and column.name not in given and column.default is not None
+            and column is not bulk.key)
         self.names = (*given, *(column.name for column in self.defaulted))
         self.processors: tuple[_Processor, ...] = tuple(
             _processor(table.c[name], dialect) for name in self.names)
@@ -98,6 +105,19 @@ class Columns:
         if compiled.positiontup is None:
             raise TypeError(f"{self.dialect.name}: bulk inserts need a positional paramstyle")
         return compiled.string, tuple(self.names.index(name) for name in compiled.positiontup)
+
+    @cached_property
+    def positional_update(self) -> tuple[str, tuple[int, ...]]:
+        """``positional`` for an UPDATE of the given columns by primary key."""
+        changed: dict[str, Any] = {name: bindparam(f"new_{name}") for name in self.names
+                                   if name != self.key.name}
+        statement = update(self.table).where(self.key == bindparam("old_key")).values(changed)
+        compiled = statement.compile(dialect=self.dialect)
+        if compiled.positiontup is None:
+            raise TypeError(f"{self.dialect.name}: bulk updates need a positional paramstyle")
+        where = {"old_key": self.names.index(self.key.name),
+                 **{f"new_{name}": self.names.index(name) for name in changed}}
+        return compiled.string, tuple(where[name] for name in compiled.positiontup)
 
     def values(self, rows: Sequence[Row]) -> list[list[Any]]:
         """Driver values, one list per column in ``names`` order."""
@@ -117,11 +137,13 @@ class Columns:
 
 @dataclass
 class _Part:
-    """One table's rows in a write: keyed items, or rows built once earlier ids are set."""
+    """One table's rows in a write: keyed items, or rows built once earlier ids are set,
+    or rows to UPDATE by primary key."""
 
-    table: BulkInsert
+    table: BulkTable
     keyed: Sequence[Keyed] | None = None
     build: Callable[[], Sequence[Row]] | None = None
+    update: bool = False
 
     def rows(self) -> Sequence[Row]:
         if self.keyed is not None:
@@ -131,20 +153,26 @@ class _Part:
 
 
 class BulkWrite:
-    """Rows for several tables, written together in the order given (parents first)."""
+    """Rows for several tables, written together in the order given (parents first; the
+    updates of rows that exist already may come anywhere)."""
 
     def __init__(self) -> None:
         self._parts: list[_Part] = []
 
-    def keyed(self, table: BulkInsert, items: Sequence[Keyed]) -> BulkWrite:
+    def keyed(self, table: BulkTable, items: Sequence[Keyed]) -> BulkWrite:
         """Insert ``items``; each gets its ``id``, which later parts' rows may use."""
         self._parts.append(_Part(table, keyed=items))
         return self
 
-    def rows(self, table: BulkInsert,
+    def rows(self, table: BulkTable,
              rows: Sequence[Row] | Callable[[], Sequence[Row]]) -> BulkWrite:
         """Insert ``rows``, or the rows a callable builds once the earlier ids are known."""
         self._parts.append(_Part(table, build=rows if callable(rows) else lambda: rows))
+        return self
+
+    def updates(self, table: BulkTable, rows: Sequence[Row]) -> BulkWrite:
+        """UPDATE existing rows: each names its primary key and the columns' new values."""
+        self._parts.append(_Part(table, build=lambda: rows, update=True))
         return self
 
     def run(self, connection: Connection) -> None:
@@ -159,7 +187,7 @@ class _Writer(ABC):
         self.dialect = connection.dialect
 
     def _columns(self, part: _Part, rows: Sequence[Row]) -> Columns:
-        return part.table.columns(self.dialect, tuple(rows[0]))
+        return part.table.columns(self.dialect, tuple(rows[0]), update=part.update)
 
     @abstractmethod
     def write(self, parts: Sequence[_Part]) -> None:
@@ -171,7 +199,7 @@ class _Postgres(_Writer):
 
     def write(self, parts: Sequence[_Part]) -> None:
         self._number([part for part in parts if part.keyed])
-        tables: list[tuple[BulkInsert, tuple[str, ...], tuple[str, ...]]] = []
+        statements: list[_Statement] = []
         parameters: list[list[Any]] = []
         for part in parts:
             rows = part.rows()
@@ -182,10 +210,10 @@ class _Postgres(_Writer):
             if part.keyed is not None:
                 names, types = (part.table.key.name, *names), ("bigint", *types)
                 values = [[item.id for item in part.keyed], *values]
-            tables.append((part.table, names, types))
+            statements.append(_Statement(part.table, names, types, part.update))
             parameters.extend(values)
-        if tables:
-            sql = _chained_inserts(tuple(tables))
+        if statements:
+            sql = _chained(tuple(statements))
             with _driver_errors(self.connection, sql), _driver(self.connection).cursor() as cursor:
                 cursor.execute(sql, parameters)
 
@@ -204,23 +232,32 @@ class _Postgres(_Writer):
                 item.id = item_id
 
 
-_chained_cache: dict[Any, str] = {}
+@dataclass(frozen=True)
+class _Statement:
+    """One part of the chained statement: a table, its columns and their PostgreSQL types."""
+
+    table: BulkTable
+    names: tuple[str, ...]
+    types: tuple[str, ...]
+    update: bool
+
+    def sql(self) -> str:
+        name = self.table.table.name
+        arrays = "unnest(" + ", ".join(f"%b::{kind}[]" for kind in self.types) + ")"
+        if not self.update:
+            return f"INSERT INTO {name} ({', '.join(self.names)}) SELECT * FROM {arrays}"
+        key = self.table.key.name
+        changed = ", ".join(f"{column} = v.{column}" for column in self.names if column != key)
+        return (f"UPDATE {name} SET {changed} FROM {arrays} AS v({', '.join(self.names)}) "
+                f"WHERE {name}.{key} = v.{key}")
 
 
-def _chained_inserts(tables: tuple[tuple[BulkInsert, tuple[str, ...], tuple[str, ...]], ...]
-                     ) -> str:
-    """``WITH w0 AS (INSERT ...), w1 AS (INSERT ...) INSERT ...``, one array per column."""
-    key = tuple((bulk.table.name, names) for bulk, names, _ in tables)
-    sql = _chained_cache.get(key)
-    if sql is None:
-        inserts = [
-            f"INSERT INTO {bulk.table.name} ({', '.join(names)}) SELECT * FROM unnest("
-            + ", ".join(f"%b::{kind}[]" for kind in types) + ")"
-            for bulk, names, types in tables]
-        *first, last = inserts
-        chain = ", ".join(f"w{n} AS ({statement})" for n, statement in enumerate(first))
-        sql = _chained_cache[key] = f"WITH {chain} {last}" if chain else last
-    return sql
+@lru_cache(maxsize=64)
+def _chained(statements: tuple[_Statement, ...]) -> str:
+    """``WITH w0 AS (...), w1 AS (...) INSERT ...``: one statement, one array per column."""
+    *first, last = (statement.sql() for statement in statements)
+    chain = ", ".join(f"w{n} AS ({sql})" for n, sql in enumerate(first))
+    return f"WITH {chain} {last}" if chain else last
 
 
 class _ExecuteMany(_Writer):
@@ -232,7 +269,7 @@ class _ExecuteMany(_Writer):
             if not rows:
                 continue
             columns = self._columns(part, rows)
-            sql, order = columns.positional
+            sql, order = columns.positional_update if part.update else columns.positional
             values = columns.values(rows)
             last = self._insert(sql, list(zip(*(values[i] for i in order), strict=True)))
             if part.keyed is not None:
@@ -254,7 +291,7 @@ class _ExecuteMany(_Writer):
 
 @dataclass
 class _Plain:
-    """A plain row as a keyed item (``BulkInsert.rows_with_ids``)."""
+    """A plain row as a keyed item (``BulkTable.rows_with_ids``)."""
 
     row: Row
     id: int | None = None
