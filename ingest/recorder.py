@@ -23,6 +23,7 @@ from ingest.parse.base import Intent, MessageKind, ParsedMessage
 from ingest.record import clip, event_values, request_payload
 from ingest.sources.base import SourceRef
 from ingest.store.bulk import BulkTable, BulkWrite
+from ingest.store.db import one_of
 from ingest.store.models import (
     Base,
     Event,
@@ -130,7 +131,8 @@ class RecordedIndex:
         columns = (Message.mailbox, Message.source_key, Message.content_hash,
                    Message.message_id_header, Message.status, Message.id)
         # Two lookups rather than one OR, so each uses its own index; in one statement.
-        lookups = [select(*columns).where(Message.mailbox == mailbox, column.in_(values))
+        lookups = [select(*columns).where(Message.mailbox == mailbox,
+                                          one_of(session, column, values))
                    for mailbox, group in mailboxes.items()
                    for column, values in (
                        (Message.source_key, [source.source_key for source, _ in group]),

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, joinedload
 from ingest.correlate import tokens
 from ingest.correlate.find import TokenCandidate, TokenSource, find_tokens
 from ingest.parse.base import ParsedMessage
+from ingest.store.db import one_of
 from ingest.store.models import Recipient, Request
 
 
@@ -93,7 +94,7 @@ def recipients_for(session: Session, tokens: Collection[str]) -> dict[str, Recip
     if not tokens:
         return {}
     request = joinedload(Recipient.request)
-    query = select(Recipient).where(Recipient.token.in_(tokens)).options(
+    query = select(Recipient).where(one_of(session, Recipient.token, tokens)).options(
         request.selectinload(Request.recipients), request.selectinload(Request.responses))
     return {recipient.token: recipient for recipient in session.scalars(query)}
 

@@ -22,6 +22,7 @@ from ingest.pipeline.base import Arrival, PipelineConfig, Processed
 from ingest.pipeline.pool import InProcessPreparer, Preparing
 from ingest.record import content_hash
 from ingest.recorder import MessageRow, Recorded, RecordedIndex, Recorder
+from ingest.store.db import one_of
 from ingest.store.models import MessageStatus, Recipient, Request
 from ingest.timeutil import isoformat_z, utcnow
 
@@ -97,7 +98,8 @@ class Batch:
         """
         if not tokens:
             return
-        query = (select(Request.id).join(Recipient).where(Recipient.token.in_(tokens))
+        query = (select(Request.id).join(Recipient)
+                 .where(one_of(self.session, Recipient.token, tokens))
                  .order_by(Request.id).with_for_update(of=Request))
         self.session.scalars(query).all()
 

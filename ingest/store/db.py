@@ -6,13 +6,22 @@ message, its response, its events and its outcomes commit together or not at all
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Engine,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    make_url,
+)
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from ingest.errors import ConfigError, StoreError
 
@@ -86,3 +95,13 @@ def read_session(engine: Engine) -> Iterator[Session]:
     """A session for queries; nothing it does is committed."""
     with Session(engine) as session:
         yield session
+
+
+def one_of(session: Session, column: InstrumentedAttribute[Any],
+           values: Collection[Any]) -> ColumnElement[bool]:
+    """``column IN values``; on PostgreSQL as ``= ANY(<one array>)``. A batch looks up
+    hundreds of values at a time, and one parameter per value cost more to render and
+    bind than the query took to run (8 ms for 400 values, against 1 ms)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
