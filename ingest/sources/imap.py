@@ -20,13 +20,13 @@ from imapclient import DELETED, SEEN, IMAPClient
 from ingest.errors import UserError
 from ingest.sources.base import SourceRef
 from ingest.sources.connect import boundary, log_in
+from ingest.sources.imap_fetch import fetch_messages
 from ingest.sources.imap_session import close_imap, imap_authenticate, open_imap
 from ingest.sources.source import Batch, Cursor, Fetched, Settled, SourceContext, batches_of
 from ingest.store.models import MessageStatus
 from ingest.timeutil import as_utc
 
 log = logging.getLogger(__name__)
-FETCH_ITEMS = [b"BODY.PEEK[]", b"INTERNALDATE"]
 
 
 class FolderMissing(UserError):
@@ -104,7 +104,7 @@ class ImapSource:
             return
         for chunk in batches_of(uids, self.options):
             with boundary(self.mailbox, f"fetching {len(chunk)} messages"):
-                response = self.client.fetch(chunk, FETCH_ITEMS)
+                response = fetch_messages(self.client, chunk)
             # A message expunged since the SEARCH is simply absent from the answer.
             items = tuple(self._fetched(uid, response[uid]) for uid in chunk
                           if b"BODY[]" in response.get(uid, {}))
