@@ -21,8 +21,8 @@ from ingest.sources.checkpoints import Checkpoints
 from ingest.store import queries
 from ingest.store.db import read_session, transaction
 from ingest.store.models import Lease, PollerProcess
+from tests.servers.postgres_fixtures import on_postgresql
 
-on_postgresql = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 KEYS = [(f"box{n}", f"in{n}") for n in range(1, 5)]
 LEASE = 2  # seconds: heartbeats every 2/3 s
 

@@ -66,6 +66,10 @@ def _pg_schema_url(database_url: str) -> Iterator[str]:
         admin.dispose()
 
 
+# For a test of something only PostgreSQL has: the ``engine``/``db_url`` fixtures on it alone.
+on_postgresql = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+
+
 @pytest.fixture(params=DIALECTS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database URL, once for SQLite and once for PostgreSQL."""

@@ -14,6 +14,7 @@ from ingest.store import migrate
 from ingest.store.db import make_engine
 from ingest.store.migrate import PROJECT_ROOT
 from ingest.store.models import Base
+from tests.servers.postgres_fixtures import on_postgresql
 
 TABLES = {"requests", "recipients", "messages", "responses", "checkpoints", "events", "outcomes"}
 VIEWS = {"pending_requests", "decisions", "ignored_messages"}
@@ -58,3 +59,19 @@ def test_plain_alembic_upgrade_head_uses_ackmail_database_url(db_url: str) -> No
         assert migrate.current_revision(engine) == migrate.head_revision()
     finally:
         engine.dispose()
+
+
+def _raw_compression(engine: Engine) -> str:
+    with engine.connect() as connection:
+        return str(connection.exec_driver_sql(
+            "SELECT attcompression FROM pg_attribute WHERE attrelid = 'raw_messages'::regclass "
+            "AND attname = 'raw'").scalar())
+
+
+@on_postgresql
+def test_raw_bytes_are_compressed_with_lz4_on_postgresql(engine: Engine) -> None:
+    assert _raw_compression(engine) == "l"
+    migrate.downgrade(engine, "0002")
+    assert _raw_compression(engine) == ""
+    migrate.upgrade(engine)
+    assert _raw_compression(engine) == "l"
