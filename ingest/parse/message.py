@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ingest.parse.base import Intent, MessageKind, ParsedMessage, ParseLimits, SenderInfo
+from ingest.parse.base import (
+    Intent,
+    IntentResult,
+    MessageKind,
+    ParsedMessage,
+    ParseLimits,
+    SenderInfo,
+)
 from ingest.parse.intent import classify_intent, subject_words_added
 from ingest.parse.kind import classify_kind
 from ingest.parse.mime import DecodedMessage, read_message
@@ -39,7 +46,16 @@ def parse_message(raw: bytes, options: ParseOptions) -> ParsedMessage:
         trusted_authserv_id=options.trusted_authserv_id,
         require_dmarc_pass=options.require_dmarc_pass,
     )
-    parsed = ParsedMessage(
+    reasons = (*kind_reasons, *sender.reasons)
+    reply_text = ""
+    read = IntentResult(Intent.UNKNOWN)
+    if kind in (MessageKind.REPLY, MessageKind.NEW):
+        reply = extract_reply(decoded.body_text, vocabulary=options.vocabulary)
+        reply_text, reasons = reply.text, (*reasons, *reply.reasons)
+        if kind == MessageKind.REPLY:
+            read = classify_intent(reply_text, decoded.subject, vocabulary=options.vocabulary)
+    # Built once with everything: a frozen dataclass copied per step cost 20 us a copy.
+    return ParsedMessage(
         message_id=decoded.message_id,
         in_reply_to=decoded.in_reply_to,
         references=decoded.references,
@@ -49,17 +65,14 @@ def parse_message(raw: bytes, options: ParseOptions) -> ParsedMessage:
         date=decoded.date,
         kind=kind,
         body_text=decoded.body_text,
-        reply_text="",
-        intent=Intent.UNKNOWN,
-        reasons=(*kind_reasons, *sender.reasons),
+        reply_text=reply_text,
+        intent=read.intent,
+        language=read.language,
+        reasons=reasons,
+        intent_reasons=read.reasons,
         defects=decoded.defects,
         headers={"From": decoded.headers.get("From") or ""},
     )
-    if kind not in (MessageKind.REPLY, MessageKind.NEW):
-        return parsed
-    reply = extract_reply(decoded.body_text, vocabulary=options.vocabulary)
-    parsed = replace(parsed, reply_text=reply.text, reasons=(*parsed.reasons, *reply.reasons))
-    return read_intent(parsed, options) if kind == MessageKind.REPLY else parsed
 
 
 def read_intent(
