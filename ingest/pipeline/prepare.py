@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ingest.correlate.find import TokenCandidate, find_tokens
 from ingest.parse.base import ParsedMessage
-from ingest.parse.message import parse_message
+from ingest.parse.message import parse_message, with_reply
 from ingest.pipeline.base import PipelineConfig
 from ingest.record import content_hash
 
@@ -28,6 +28,8 @@ class Prepared:
 
 def prepare(raw: bytes, config: PipelineConfig) -> Prepared:
     """Parse ``raw``, find where it carries tokens, and hash its bytes."""
-    parsed = parse_message(raw, config.parse)
+    parsed = parse_message(raw, config.parse, new_reply=False)
     candidates = find_tokens(parsed, reply_address=config.reply_address)
+    if candidates:  # it may answer a request: its text is the answer
+        parsed = with_reply(parsed, config.parse)
     return Prepared(parsed, tuple(candidates), content_hash(raw))
