@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -190,11 +191,10 @@ class MailboxWorker:
         backoff (a connection that had been healthy for a while, or had filed mail, broke)."""
         if self.stop.is_set():
             return False
-        self._load_position()
         source = make_source(self.context, self.registry)
         self.filed_this_session = 0
         try:
-            source.connect()
+            self._connect_and_load_position(source)
             self.sessions += 1
             if not self.options.dry_run:
                 self.checkpoints.connected()
@@ -212,6 +212,16 @@ class MailboxWorker:
             return True
         finally:
             source.close()
+
+    def _connect_and_load_position(self, source: Source) -> None:
+        """The server's greeting, TLS and login, and the database's first connection and
+        the checkpoint, side by side: each is a tenth of a second before the first fetch."""
+        with ThreadPoolExecutor(1, thread_name_prefix="mail-connect") as opener:
+            connecting = opener.submit(source.connect)
+            # Should the database fail, its error is the one raised; the connection is closed
+            # by the caller once the attempt has ended.
+            self._load_position()
+            connecting.result()
 
     def _follow(self, source: Source) -> bool:
         healthy_since = time.monotonic()
