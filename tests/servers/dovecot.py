@@ -266,6 +266,10 @@ class DovecotServer:
         """Create (and subscribe) a folder; '/' separates levels as on Exchange."""
         self._doveadm("mailbox", "create", "-s", "-u", user, folder)
 
+    def delete_folder(self, user: str, folder: str) -> None:
+        """Delete a folder and the mail in it."""
+        self._doveadm("mailbox", "delete", "-u", user, folder)
+
     def list_folder(self, user: str, folder: str = "INBOX") -> int:
         """How many messages Dovecot sees in the folder."""
         return self._status(user, folder, "messages")
