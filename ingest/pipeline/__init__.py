@@ -129,6 +129,9 @@ def _log_result(
     arrival: Arrival, parsed: ParsedMessage | None, result: Processed, dry_run: bool
 ) -> None:
     """One structured line per message, after its record committed (or was rolled back)."""
+    level = logging.WARNING if result.status == MessageStatus.QUARANTINED else logging.INFO
+    if not log.isEnabledFor(level):
+        return
     fields = {
         "mailbox": arrival.source.mailbox,
         "uid": arrival.source.uid or arrival.source.source_key,
@@ -142,7 +145,6 @@ def _log_result(
     }
     if dry_run:
         fields["dry_run"] = True
-    level = logging.WARNING if result.status == MessageStatus.QUARANTINED else logging.INFO
     log.log(level, "message %s", fields["result"], extra={"fields": fields})
 
 
