@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ingest.correlate.find import TokenCandidate, TokenSource, find_tokens, message_id_for
 from ingest.parse.base import Intent, MessageKind, ParsedMessage, SenderInfo
 
@@ -67,3 +69,9 @@ def test_words_that_look_like_tokens_are_not_taken() -> None:
 def test_footer_inside_nested_quotes() -> None:
     message = parsed(body="ok\n>> Ref: AAAA-1111\n")
     assert find_tokens(message) == [TokenCandidate("AAAA-1111", TokenSource.FOOTER)]
+
+
+@pytest.mark.parametrize("line", ["REF: AAAA-1111", "ref:AAAA-1111", "> > Ref:  aaaa-1111"])
+def test_a_footer_is_found_whatever_the_case_of_ref(line: str) -> None:
+    found = find_tokens(parsed(body=f"Fine by me.\n\n{line}\n"))
+    assert found == [TokenCandidate("AAAA-1111", TokenSource.FOOTER)]
