@@ -101,7 +101,7 @@ def one_of(session: Session, column: InstrumentedAttribute[Any],
            values: Collection[Any]) -> ColumnElement[bool]:
     """``column IN values``; on PostgreSQL as ``= ANY(<one array>)``. A batch looks up
     hundreds of values at a time, and one parameter per value cost more to render and
-    bind than the query took to run (8 ms for 400 values, against 1 ms)."""
+    bind than the query took to run (8 ms for 400 values; 2 ms with one array)."""
     if session.get_bind().dialect.name == "postgresql":
         return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
     return column.in_(values)
