@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Column, ColumnDefault, Connection, Dialect, Table, bindparam, insert, update
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.dml import Insert, Update
 
 Row = Mapping[str, Any]
 _LENGTH = re.compile(r"\(.*\)")
@@ -64,16 +65,6 @@ class BulkTable:
             self._columns[(dialect.name, given, update)] = found
         return found
 
-    def rows(self, connection: Connection, rows: Sequence[Row]) -> None:
-        """Insert ``rows`` (a write of this table alone)."""
-        BulkWrite().rows(self, rows).run(connection)
-
-    def rows_with_ids(self, connection: Connection, rows: Sequence[Row]) -> list[int]:
-        """Insert ``rows`` and return their new primary keys, in order."""
-        keyed = [_Plain(row) for row in rows]
-        BulkWrite().keyed(self, keyed).run(connection)
-        return [row.id for row in keyed if row.id is not None]
-
 
 class Columns:
     """One table and one set of given columns; the others get their defaults."""
@@ -101,23 +92,27 @@ class Columns:
     def positional(self) -> tuple[str, tuple[int, ...]]:
         """The INSERT for a driver with a positional paramstyle, and where each of its
         parameters is in ``names``."""
-        compiled = insert(self.table).compile(dialect=self.dialect, column_keys=list(self.names))
-        if compiled.positiontup is None:
-            raise TypeError(f"{self.dialect.name}: bulk inserts need a positional paramstyle")
-        return compiled.string, tuple(self.names.index(name) for name in compiled.positiontup)
+        statement = insert(self.table)
+        return self._positional(statement, {name: name for name in self.names},
+                                column_keys=list(self.names))
 
     @cached_property
     def positional_update(self) -> tuple[str, tuple[int, ...]]:
         """``positional`` for an UPDATE of the given columns by primary key."""
-        changed: dict[str, Any] = {name: bindparam(f"new_{name}") for name in self.names
-                                   if name != self.key.name}
-        statement = update(self.table).where(self.key == bindparam("old_key")).values(changed)
-        compiled = statement.compile(dialect=self.dialect)
+        changed = {f"new_{name}": name for name in self.names if name != self.key.name}
+        statement = update(self.table).where(self.key == bindparam("old_key")).values(
+            {name: bindparam(parameter) for parameter, name in changed.items()})
+        return self._positional(statement, {"old_key": self.key.name, **changed})
+
+    def _positional(self, statement: Insert | Update, columns: Mapping[str, str],
+                    **options: Any) -> tuple[str, tuple[int, ...]]:
+        """``statement`` compiled, and for each of its parameters (named by ``columns``:
+        parameter -> column) where its column is in ``names``."""
+        compiled = statement.compile(dialect=self.dialect, **options)
         if compiled.positiontup is None:
-            raise TypeError(f"{self.dialect.name}: bulk updates need a positional paramstyle")
-        where = {"old_key": self.names.index(self.key.name),
-                 **{f"new_{name}": self.names.index(name) for name in changed}}
-        return compiled.string, tuple(where[name] for name in compiled.positiontup)
+            raise TypeError(f"{self.dialect.name}: bulk writes need a positional paramstyle")
+        return compiled.string, tuple(self.names.index(columns[parameter])
+                                      for parameter in compiled.positiontup)
 
     def values(self, rows: Sequence[Row]) -> list[list[Any]]:
         """Driver values, one list per column in ``names`` order."""
@@ -191,7 +186,7 @@ class _Writer(ABC):
 
     @abstractmethod
     def write(self, parts: Sequence[_Part]) -> None:
-        """Insert the parts' rows, in order."""
+        """Write the parts' rows, in order."""
 
 
 class _Postgres(_Writer):
@@ -271,33 +266,25 @@ class _ExecuteMany(_Writer):
             columns = self._columns(part, rows)
             sql, order = columns.positional_update if part.update else columns.positional
             values = columns.values(rows)
-            last = self._insert(sql, list(zip(*(values[i] for i in order), strict=True)))
+            self._executemany(sql, list(zip(*(values[i] for i in order), strict=True)))
             if part.keyed is not None:
+                last = self._last_rowid()
                 for item, item_id in zip(part.keyed, range(last - len(rows) + 1, last + 1),
                                          strict=True):
                     item.id = item_id
 
-    def _insert(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
-        """executemany; the rowid of the last row inserted."""
+    def _executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         cursor = _driver(self.connection).cursor()
         try:
             with _driver_errors(self.connection, sql):
                 cursor.executemany(sql, rows)
-                (last,) = cursor.execute("SELECT last_insert_rowid()").fetchone()
         finally:
             cursor.close()
+
+    def _last_rowid(self) -> int:
+        """The rowid of the row this connection inserted last."""
+        (last,) = _driver(self.connection).execute("SELECT last_insert_rowid()").fetchone()
         return int(last)
-
-
-@dataclass
-class _Plain:
-    """A plain row as a keyed item (``BulkTable.rows_with_ids``)."""
-
-    row: Row
-    id: int | None = None
-
-    def values(self) -> Row:
-        return self.row
 
 
 def _driver(connection: Connection) -> Any:

@@ -3,7 +3,6 @@ ORM would store, and give each keyed row its id."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +15,7 @@ from ingest.store.bulk import BulkTable, BulkWrite
 from ingest.store.db import read_session, transaction
 from ingest.store.models import Base, Event, Message, MessageStatus, RawMessage
 from ingest.timeutil import utcnow
+from tests.store.support import KeyedRow, insert_rows, insert_rows_with_ids
 
 MESSAGES = Base.metadata.tables[Message.__tablename__]
 RAW = Base.metadata.tables[RawMessage.__tablename__]
@@ -47,7 +47,7 @@ def _stored(engine: Engine, ids: list[int]) -> list[dict[str, Any]]:
 def test_rows_come_back_as_a_core_insert_stores_them(engine: Engine) -> None:
     before = utcnow()
     with transaction(engine) as session:
-        bulk_ids = BulkTable(MESSAGES).rows_with_ids(session.connection(), ROWS)
+        bulk_ids = insert_rows_with_ids(session.connection(), MESSAGES, ROWS)
     core_rows = [{**row, "source_key": row["source_key"] + "-core"} for row in ROWS]
     with transaction(engine) as session:
         core_ids = list(session.connection().scalars(
@@ -64,8 +64,8 @@ def test_rows_come_back_as_a_core_insert_stores_them(engine: Engine) -> None:
 
 def test_ids_are_new_distinct_and_in_row_order(engine: Engine) -> None:
     with transaction(engine) as session:
-        first = BulkTable(MESSAGES).rows_with_ids(session.connection(), ROWS[:2])
-        second = BulkTable(MESSAGES).rows_with_ids(session.connection(), ROWS[2:])
+        first = insert_rows_with_ids(session.connection(), MESSAGES, ROWS[:2])
+        second = insert_rows_with_ids(session.connection(), MESSAGES, ROWS[2:])
         # The ORM's own inserts still get fresh ids: the sequence moved past the bulk ones.
         orm = Message(**{**ROWS[0], "source_key": "orm"})
         session.add(orm)
@@ -82,9 +82,9 @@ def test_bytes_and_json_payloads_round_trip(engine: Engine) -> None:
     raw = bytes(range(256)) + b"\\\t\n\r" * 4
     with transaction(engine) as session:
         connection = session.connection()
-        (message_id,) = BulkTable(MESSAGES).rows_with_ids(connection, ROWS[:1])
-        BulkTable(RAW).rows(connection, [{"message_id": message_id, "raw": raw}])
-        BulkTable(EVENTS).rows(connection, [
+        (message_id,) = insert_rows_with_ids(connection, MESSAGES, ROWS[:1])
+        insert_rows(connection, RAW, [{"message_id": message_id, "raw": raw}])
+        insert_rows(connection, EVENTS, [
             {"type": "message.unmatched", "request_id": None, "response_id": None,
              "message_id": message_id, "mailbox": "approvals",
              "payload": {"text": "a\\b\t\"c\"\nd", "n": [1, 2.5, None, True]}}])
@@ -97,7 +97,7 @@ def test_bytes_and_json_payloads_round_trip(engine: Engine) -> None:
 
 def test_a_failed_bulk_insert_rolls_back_with_its_transaction(engine: Engine) -> None:
     with pytest.raises(IntegrityError), transaction(engine) as session:
-        BulkTable(MESSAGES).rows_with_ids(session.connection(), ROWS)
+        insert_rows_with_ids(session.connection(), MESSAGES, ROWS)
         session.add(Message(**ROWS[0]))  # the same source identity again
         session.flush()
     with read_session(engine) as session:
@@ -108,7 +108,7 @@ def test_none_in_a_json_column_is_stored_as_a_core_insert_stores_it(engine: Engi
     row = {"type": "t", "request_id": None, "response_id": None, "message_id": None,
            "mailbox": None, "payload": {}, "rule_trace": None}
     with transaction(engine) as session:
-        BulkTable(EVENTS).rows(session.connection(), [row])
+        insert_rows(session.connection(), EVENTS, [row])
         session.connection().execute(insert(EVENTS), [row])
     with read_session(engine) as session:
         stored = session.execute(select(EVENTS.c.rule_trace, func.coalesce(
@@ -117,22 +117,13 @@ def test_none_in_a_json_column_is_stored_as_a_core_insert_stores_it(engine: Engi
     assert stored[0] == stored[1], stored
 
 
-@dataclass
-class _Keyed:
-    row: dict[str, Any]
-    id: int | None = None
-
-    def values(self) -> dict[str, Any]:
-        return self.row
-
-
 def _raw_by_message(engine: Engine) -> dict[int, bytes]:
     with read_session(engine) as session:
         return dict(session.execute(select(RAW.c.message_id, RAW.c.raw)).all())
 
 
 def test_one_write_numbers_parents_and_children_name_them(engine: Engine) -> None:
-    parents = [_Keyed(row) for row in ROWS]
+    parents = [KeyedRow(row) for row in ROWS]
     with transaction(engine) as session:
         (BulkWrite()
          .keyed(BulkTable(MESSAGES), parents)
@@ -149,11 +140,11 @@ def test_one_write_numbers_parents_and_children_name_them(engine: Engine) -> Non
 
 def test_ids_are_right_after_gaps_and_a_deleted_last_row(engine: Engine) -> None:
     with transaction(engine) as session:
-        first = BulkTable(MESSAGES).rows_with_ids(session.connection(), ROWS[:3])
+        first = insert_rows_with_ids(session.connection(), MESSAGES, ROWS[:3])
         session.connection().execute(MESSAGES.delete().where(
             MESSAGES.c.id.in_([first[1], first[2]])))
     with transaction(engine) as session:
-        later = BulkTable(MESSAGES).rows_with_ids(session.connection(), ROWS[3:])
+        later = insert_rows_with_ids(session.connection(), MESSAGES, ROWS[3:])
     with read_session(engine) as session:
         keys = dict(session.execute(select(MESSAGES.c.id, MESSAGES.c.source_key)).all())
     assert [keys[row_id] for row_id in later] == [row["source_key"] for row in ROWS[3:]]
@@ -161,7 +152,7 @@ def test_ids_are_right_after_gaps_and_a_deleted_last_row(engine: Engine) -> None
 
 
 def test_a_child_naming_no_parent_fails_the_whole_write(engine: Engine) -> None:
-    parents = [_Keyed(row) for row in ROWS[:2]]
+    parents = [KeyedRow(row) for row in ROWS[:2]]
     with pytest.raises(IntegrityError), transaction(engine) as session:
         (BulkWrite()
          .keyed(BulkTable(MESSAGES), parents)
@@ -174,7 +165,7 @@ def test_a_child_naming_no_parent_fails_the_whole_write(engine: Engine) -> None:
 
 def test_updates_go_with_the_inserts_and_change_only_the_named_rows(engine: Engine) -> None:
     with transaction(engine) as session:
-        ids = BulkTable(MESSAGES).rows_with_ids(session.connection(), ROWS)
+        ids = insert_rows_with_ids(session.connection(), MESSAGES, ROWS)
     when = datetime(2026, 11, 3, 9, 30, tzinfo=UTC)
     changes = [{"id": ids[0], "status": MessageStatus.QUARANTINED, "received_at": when},
                {"id": ids[2], "status": MessageStatus.PROCESSED, "received_at": None}]

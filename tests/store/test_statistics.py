@@ -6,10 +6,10 @@ from sqlalchemy import Engine, text
 
 from ingest.recorder import RecordedIndex
 from ingest.sources.base import SourceRef
-from ingest.store.bulk import BulkTable
 from ingest.store.db import read_session, transaction
 from ingest.store.models import Base, Message, MessageStatus
 from ingest.store.statistics import FIRST_AT, PlannerStatistics
+from tests.store.support import insert_rows_with_ids
 
 MESSAGES = Base.metadata.tables[Message.__tablename__]
 
@@ -18,7 +18,7 @@ def _record(engine: Engine, count: int, first: int = 0) -> None:
     rows = [{"mailbox": "approvals", "source_key": f"imap:INBOX:1:{n}", "content_hash": f"{n:064x}",
              "status": MessageStatus.IGNORED, "reasons": []} for n in range(first, first + count)]
     with transaction(engine) as session:
-        BulkTable(MESSAGES).rows_with_ids(session.connection(), rows)
+        insert_rows_with_ids(session.connection(), MESSAGES, rows)
 
 
 def _reltuples(engine: Engine) -> float:
