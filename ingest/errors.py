@@ -32,3 +32,7 @@ class PermanentError(AckmailError):
 
 class StoreError(PermanentError):
     """The database is unreachable, uninitialised, or at another schema revision."""
+
+
+class DatabaseUnavailable(TransientError):
+    """The database could not be reached or answered with an error; the work is retried."""

@@ -61,7 +61,7 @@ class _AckmailHandler(logging.StreamHandler):  # type: ignore[type-arg]
     that outlives a redirected stderr (a test's capture) still has a stream.
     """
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 

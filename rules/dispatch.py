@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
 from tenacity import RetryCallState, Retrying, wait_exponential, wait_random
 
 from ingest.errors import PermanentError, TransientError
+from ingest.store.db import database_errors
 from ingest.timeutil import utcnow
 from rules.actions.registry import ActionRegistry
 from rules.base import DEFAULT_MAX_ATTEMPTS, Delivery
@@ -70,7 +70,7 @@ class DispatchConfig:
 
 
 @dataclass
-class Tally:
+class RoundTally:
     """What one round did."""
 
     events: int = 0
@@ -96,9 +96,9 @@ class Dispatcher:
         self.config = config or DispatchConfig()
         self.housekeeping = tuple(housekeeping)
 
-    def run_once(self) -> Tally:
+    def run_once(self) -> RoundTally:
         """Drain: housekeeping, every new event, every outcome due now; then return."""
-        tally = Tally()
+        tally = RoundTally()
         for job in self.housekeeping:
             tally.housekeeping += job(self.engine)
         while batch := process_events(self.engine, self.rules):
@@ -117,8 +117,9 @@ class Dispatcher:
         """
         while not stop.is_set():
             try:
-                tally = self.run_once()
-            except (DBAPIError, TransientError) as exc:
+                with database_errors("running a dispatch round"):
+                    tally = self.run_once()
+            except TransientError as exc:
                 log.warning("dispatch round stopped, retrying in %s s: %s",
                             self.config.idle_seconds, exc)
             else:
@@ -126,7 +127,7 @@ class Dispatcher:
                     log.info("dispatch round: %s", tally)
             stop.wait(self.config.idle_seconds)
 
-    def attempt(self, claim: Claim, tally: Tally) -> None:
+    def attempt(self, claim: Claim, tally: RoundTally) -> None:
         """Deliver one claimed outcome and record what happened."""
         delivery = Delivery(claim.outcome_id, claim.event_id, claim.event_type, claim.rule,
                             claim.payload, claim.params, claim.attempts)
@@ -140,7 +141,7 @@ class Dispatcher:
                         "dispatcher", claim.outcome_id)
         tally.delivered += 1
 
-    def _failed(self, claim: Claim, error: Exception, tally: Tally) -> None:
+    def _failed(self, claim: Claim, error: Exception, tally: RoundTally) -> None:
         text = str(error) or type(error).__name__
         limit = int(claim.params.get("max_attempts", DEFAULT_MAX_ATTEMPTS))
         retry_at = self.retry_time(claim.attempts, limit, error)

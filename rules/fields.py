@@ -1,6 +1,6 @@
 """The events the rules engine sees and the fields each one carries, as data.
 
-An event is a type plus its stored JSON payload (``ingest.record.add_event``);
+An event is a type plus its stored JSON payload (``ingest.store.events.add_event``);
 rules name payload fields by dotted path (``request.ref``, ``response.intent``).
 The tables below let the loader refuse a misspelt event type or field at start,
 instead of a rule that silently never fires.
@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
 from typing import Any
 
-# Fields of each payload section, as ingest.record writes them.
+# Fields of each payload section, as ingest.store.events writes them.
 SECTIONS: Mapping[str, tuple[str, ...]] = {
     "request": (
         "id", "kind", "ref", "subject", "status", "policy",

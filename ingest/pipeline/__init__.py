@@ -18,19 +18,19 @@ import logging
 from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ingest.errors import TransientError, UserError
+from ingest.errors import DatabaseUnavailable, TransientError, UserError
 from ingest.parse.base import ParsedMessage
 from ingest.pipeline.base import Arrival, PipelineConfig, Processed, parse_options
-from ingest.pipeline.handle import Batch
+from ingest.pipeline.handle import BatchRun
 from ingest.pipeline.pool import Preparing
-from ingest.record import content_hash
-from ingest.recorder import RecordedIndex
 from ingest.sources.base import SourceRef
-from ingest.store.db import transaction
+from ingest.store.db import database_errors, transaction
+from ingest.store.events import content_hash
 from ingest.store.models import Message, MessageStatus, RawMessage
+from ingest.store.recorder import RecordedIndex
 
 __all__ = ["Arrival", "PipelineConfig", "Processed", "parse_options", "process_batch",
            "process_message", "quarantine", "reprocess"]
@@ -56,23 +56,20 @@ def process_batch(
     """
     if len(arrivals) > 1:
         try:
-            return _run(engine, config, arrivals, dry_run, preparing, also)
+            with database_errors(_recording(arrivals[0].source)):
+                return _run(engine, config, arrivals, dry_run, preparing, also)
         except IntegrityError:
             log.info("another worker recorded one of %d messages at the same moment; "
                      "recording them one at a time", len(arrivals))
-        except DBAPIError as exc:
-            raise _unreachable(exc, arrivals[0].source) from None
+        except DatabaseUnavailable:
+            raise
         except Exception:  # one message's fault must not hold back the others
             log.warning("a batch of %d messages failed; processing them one at a time "
                         "to quarantine the one at fault", len(arrivals))
     results = [process_message(engine, config, arrival, dry_run=dry_run) for arrival in arrivals]
     if also is not None and not dry_run:
-        try:
-            with transaction(engine) as session:
-                also(session)
-        except DBAPIError as exc:
-            raise TransientError(f"database error while writing with the batch: {exc.orig}"
-                                 ) from None
+        with database_errors("writing with the batch"), transaction(engine) as session:
+            also(session)
     return results
 
 
@@ -82,11 +79,12 @@ def process_message(
     """Record one message once, with its decision; never raises for anything it contains."""
     source = arrival.source
     try:
-        (result,) = _run(engine, config, [arrival], dry_run)
+        with database_errors(_recording(source)):
+            (result,) = _run(engine, config, [arrival], dry_run)
     except IntegrityError:
         return _after_conflict(engine, arrival)
-    except DBAPIError as exc:
-        raise _unreachable(exc, source) from None
+    except DatabaseUnavailable:
+        raise
     except Exception as exc:  # the shunt: a pipeline bug must not lose the message
         log.exception("pipeline failed on %s %s", source.mailbox, source.source_key)
         if dry_run:
@@ -110,7 +108,7 @@ def _run(
     also: Callable[[Session], None] | None = None,
 ) -> list[Processed]:
     with Session(engine) if dry_run else transaction(engine) as session:
-        handled = Batch(session, config, arrivals, preparing).run()
+        handled = BatchRun(session, config, arrivals, preparing).run()
         if also is not None:
             also(session)
         results = [item.processed() for item in handled]
@@ -119,10 +117,8 @@ def _run(
     return results
 
 
-def _unreachable(exc: DBAPIError, source: SourceRef) -> TransientError:
-    return TransientError(
-        f"database error while recording {source.source_key} in {source.mailbox}: {exc.orig}"
-    )
+def _recording(source: SourceRef) -> str:
+    return f"recording {source.source_key} in {source.mailbox}"
 
 
 def _log_result(
@@ -182,7 +178,7 @@ def reprocess(engine: Engine, config: PipelineConfig, message_id: int) -> Proces
         was = f"reprocessed; was message #{message.id} ({message.status}: {message.reason})"
         session.delete(message)
         session.flush()
-        (handled,) = Batch(session, config, [Arrival(source, raw)]).run(note=was)
+        (handled,) = BatchRun(session, config, [Arrival(source, raw)]).run(note=was)
         return handled.processed()
 
 
@@ -203,7 +199,7 @@ def _after_conflict(engine: Engine, arrival: Arrival) -> Processed:
 def quarantine(engine: Engine, config: PipelineConfig, arrival: Arrival, reason: str) -> Processed:
     """Record the message as quarantined with ``reason`` (and tell the rules engine)."""
     with transaction(engine) as session:
-        (handled,) = Batch(session, config, [arrival]).quarantine(reason)
+        (handled,) = BatchRun(session, config, [arrival]).quarantine(reason)
         result = handled.processed()
     _log_result(arrival, None, result, dry_run=False)
     return result

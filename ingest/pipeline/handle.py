@@ -20,10 +20,10 @@ from ingest.parse.base import MessageKind, ParsedMessage
 from ingest.parse.message import reread_intent
 from ingest.pipeline.base import Arrival, PipelineConfig, Processed
 from ingest.pipeline.pool import InProcessPreparer, Preparing
-from ingest.record import content_hash
-from ingest.recorder import MessageRow, Recorded, RecordedIndex, Recorder
 from ingest.store.db import one_of
+from ingest.store.events import content_hash
 from ingest.store.models import MessageStatus, Recipient, Request
+from ingest.store.recorder import MessageRow, Recorded, RecordedIndex, Recorder
 from ingest.timeutil import isoformat_z, utcnow
 
 # Why a message of each non-reply kind is not read as a decision.
@@ -49,7 +49,7 @@ class Handled:
         return replace(self.result, message_id=self.message.id)
 
 
-class Batch:
+class BatchRun:
     """The messages of one transaction."""
 
     def __init__(self, session: Session, config: PipelineConfig, arrivals: Sequence[Arrival],
@@ -107,7 +107,7 @@ class Batch:
 class _Job:
     """One message: the steps of the pipeline, each a method."""
 
-    def __init__(self, batch: Batch, arrival: Arrival, digest: str,
+    def __init__(self, batch: BatchRun, arrival: Arrival, digest: str,
                  note: str | None = None) -> None:
         self.batch, self.config, self.arrival, self.digest = batch, batch.config, arrival, digest
         self.notes = [note] if note else []

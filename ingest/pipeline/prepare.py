@@ -14,7 +14,7 @@ from ingest.correlate.find import TokenCandidate, find_tokens
 from ingest.parse.base import ParsedMessage
 from ingest.parse.message import parse_message, with_reply
 from ingest.pipeline.base import PipelineConfig
-from ingest.record import content_hash
+from ingest.store.events import content_hash
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """IMAP: batched UID FETCH past a UIDVALIDITY/UID cursor, IDLE for push, move after commit.
 
 Nothing is marked \\Seen while reading (BODY.PEEK). A message leaves the folder (or
-gets \\Seen) only in ``acknowledge``, which the poller calls after the record is
+gets \\Seen) only in ``file``, which the poller calls after the record is
 committed; a crash in between leaves it where it was, the next run fetches it
 again, and the pipeline reports it as a duplicate before it is moved.
 """
@@ -18,12 +18,18 @@ from typing import Any, ClassVar
 from imapclient import DELETED, SEEN, IMAPClient
 
 from ingest.errors import UserError
-from ingest.sources.base import SourceRef
+from ingest.sources.base import (
+    Cursor,
+    FetchedBatch,
+    FetchedMessage,
+    Filing,
+    SourceContext,
+    SourceRef,
+    batches_of,
+)
 from ingest.sources.connect import boundary, log_in
 from ingest.sources.imap_fetch import fetch_messages
 from ingest.sources.imap_session import close_imap, imap_authenticate, open_imap
-from ingest.sources.source import Batch, Cursor, Fetched, Settled, SourceContext, batches_of
-from ingest.store.models import MessageStatus
 from ingest.timeutil import as_utc
 
 log = logging.getLogger(__name__)
@@ -88,7 +94,7 @@ class ImapSource:
                 log.info("mailbox '%s': creating folder '%s'", self.mailbox.name, folder)
                 client.create_folder(folder)
 
-    def fetch(self, cursor: Cursor) -> Iterator[Batch]:
+    def fetch(self, cursor: Cursor) -> Iterator[FetchedBatch]:
         """Messages with a UID above the cursor (all of them after a UIDVALIDITY change)."""
         start = cursor.last_uid
         if cursor.uidvalidity != self.uidvalidity:
@@ -100,7 +106,7 @@ class ImapSource:
         uids = self._uids_after(start)
         self._read_up_to = uids[-1] if uids else start
         if not uids:
-            yield Batch((), Cursor(self.uidvalidity, start))
+            yield FetchedBatch((), Cursor(self.uidvalidity, start))
             return
         for chunk in batches_of(uids, self.options):
             with boundary(self.mailbox, f"fetching {len(chunk)} messages"):
@@ -108,7 +114,7 @@ class ImapSource:
             # A message expunged since the SEARCH is simply absent from the answer.
             items = tuple(self._fetched(uid, response[uid]) for uid in chunk
                           if b"BODY[]" in response.get(uid, {}))
-            yield Batch(items, Cursor(self.uidvalidity, chunk[-1]))
+            yield FetchedBatch(items, Cursor(self.uidvalidity, chunk[-1]))
 
     def _uids_after(self, uid: int) -> list[int]:
         with boundary(self.mailbox, "searching for new messages"):
@@ -116,7 +122,7 @@ class ImapSource:
             return sorted(found for found in self.client.search(["UID", f"{uid + 1}:*"])
                           if found > uid)
 
-    def _fetched(self, uid: int, data: dict[bytes, Any]) -> Fetched:
+    def _fetched(self, uid: int, data: dict[bytes, Any]) -> FetchedMessage:
         internal: datetime | None = data.get(b"INTERNALDATE")
         ref = SourceRef(
             mailbox=self.mailbox.name,
@@ -126,14 +132,15 @@ class ImapSource:
             uid=uid,
             received_at=as_utc(internal) if internal else None,
         )
-        return Fetched(ref, bytes(data[b"BODY[]"]))
+        return FetchedMessage(ref, bytes(data[b"BODY[]"]))
 
-    def acknowledge(self, settled: Sequence[Settled]) -> None:
+    def file(self, filings: Sequence[Filing]) -> None:
         """Move each message to its destination folder, or flag it \\Seen where there is none."""
         by_destination: dict[str | None, list[int]] = {}
-        for done in settled:
+        for done in filings:
             if done.ref.uid is not None and done.ref.uidvalidity == self.uidvalidity:
-                by_destination.setdefault(self._destination(done.status), []).append(done.ref.uid)
+                destination = self._destination(done.quarantined)
+                by_destination.setdefault(destination, []).append(done.ref.uid)
         for destination, uids in by_destination.items():
             with boundary(self.mailbox, f"moving {len(uids)} processed messages"):
                 if destination is None:
@@ -144,9 +151,9 @@ class ImapSource:
         # back: without this a long session would grow by one per message moved.
         self._untagged().clear()
 
-    def _destination(self, status: MessageStatus) -> str | None:
+    def _destination(self, quarantined: bool) -> str | None:
         box = self.mailbox
-        if status == MessageStatus.QUARANTINED and box.quarantine_folder:
+        if quarantined and box.quarantine_folder:
             return box.quarantine_folder
         return box.processed_folder
 

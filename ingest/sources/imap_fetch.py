@@ -21,7 +21,7 @@ from typing import Any
 from imapclient import IMAPClient
 from imapclient.response_parser import parse_fetch_response
 
-Fetched = dict[int, dict[bytes, Any]]  # by UID: b"BODY[]" and b"INTERNALDATE", where sent
+FetchedMessage = dict[int, dict[bytes, Any]]  # by UID: b"BODY[]" and b"INTERNALDATE", where sent
 _KEPT = (b"BODY[]", b"INTERNALDATE")
 
 _ITEMS = "(BODY.PEEK[] INTERNALDATE)"
@@ -35,7 +35,7 @@ _MONTHS = {name: number for number, name in enumerate(
      b"Dec"), start=1)}
 
 
-def fetch_messages(client: IMAPClient, uids: Sequence[int]) -> Fetched:
+def fetch_messages(client: IMAPClient, uids: Sequence[int]) -> FetchedMessage:
     """The bytes and INTERNALDATE of each of ``uids`` (BODY.PEEK: nothing is marked read);
     a message expunged meanwhile is absent. Raises imapclient's errors, as its fetch does."""
     message_set = ",".join(str(uid) for uid in uids)
@@ -47,7 +47,7 @@ def fetch_messages(client: IMAPClient, uids: Sequence[int]) -> Fetched:
     return {uid: items for uid, items in fetched.items() if uid in wanted}
 
 
-def read_response(data: list[Any]) -> Fetched:
+def read_response(data: list[Any]) -> FetchedMessage:
     """imaplib's FETCH response: the body and INTERNALDATE of each message, as imapclient
     reads them (UIDs as keys, each date in its own zone)."""
     fetched = _read_simple(data)
@@ -57,9 +57,9 @@ def read_response(data: list[Any]) -> Fetched:
             for uid, items in parse_fetch_response(data, False, True).items()}
 
 
-def _read_simple(data: list[Any]) -> Fetched | None:
+def _read_simple(data: list[Any]) -> FetchedMessage | None:
     """The response when every message has the one expected shape, else None."""
-    fetched: Fetched = {}
+    fetched: FetchedMessage = {}
     parts: Iterator[Any] = iter(data)
     for part in parts:
         if not isinstance(part, tuple) or next(parts, None) != b")":

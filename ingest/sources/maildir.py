@@ -18,8 +18,15 @@ from pathlib import Path
 from typing import ClassVar
 
 from ingest.errors import UserError
-from ingest.sources.base import SourceRef
-from ingest.sources.source import Batch, Cursor, Fetched, Settled, SourceContext, batches_of
+from ingest.sources.base import (
+    Cursor,
+    FetchedBatch,
+    FetchedMessage,
+    Filing,
+    SourceContext,
+    SourceRef,
+    batches_of,
+)
 
 log = logging.getLogger(__name__)
 SEEN_INFO = "2,S"
@@ -65,17 +72,17 @@ class MaildirSource:
         elif name and not self.context.read_only:
             done = maildir.add_folder(name)
         self._maildir = maildir
-        self._done_dir = Path(done._path) / "cur"  # type: ignore[attr-defined]
+        self._done_dir = Path(done._path) / "cur"
 
-    def fetch(self, cursor: Cursor) -> Iterator[Batch]:
+    def fetch(self, cursor: Cursor) -> Iterator[FetchedBatch]:
         """Every file in ``new/``, oldest name first (names start with the delivery time)."""
         with os.scandir(self.path / "new") as entries:
             names = sorted(e.name for e in entries if e.is_file() and not e.name.startswith("."))
         for chunk in batches_of(names, self.options):
             items = (self._read(name) for name in chunk)
-            yield Batch(tuple(item for item in items if item is not None), cursor)
+            yield FetchedBatch(tuple(item for item in items if item is not None), cursor)
 
-    def _read(self, name: str) -> Fetched | None:
+    def _read(self, name: str) -> FetchedMessage | None:
         file = self.path / "new" / name
         try:
             raw = file.read_bytes()
@@ -85,17 +92,17 @@ class MaildirSource:
         key = name.split(self._colon, 1)[0]
         ref = SourceRef(mailbox=self.mailbox.name, source_key=f"maildir:{key}",
                         folder=self.folder, filename=name, received_at=delivered)
-        return Fetched(ref, raw)
+        return FetchedMessage(ref, raw)
 
     @property
     def _colon(self) -> str:
         return self._maildir.colon if self._maildir else ":"
 
-    def acknowledge(self, settled: Sequence[Settled]) -> None:
+    def file(self, filings: Sequence[Filing]) -> None:
         """Rename each file from ``new/`` into ``cur/`` (of the processed folder) as Seen."""
         if self._done_dir is None:
             raise RuntimeError("connect() the source first")
-        for done in settled:
+        for done in filings:
             name = done.ref.filename
             if not name:
                 continue

@@ -19,10 +19,17 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import ClassVar
 
-from ingest.sources.base import SourceRef
+from ingest.sources.base import (
+    Cursor,
+    FetchedBatch,
+    FetchedMessage,
+    Filing,
+    SourceContext,
+    SourceRef,
+    batches_of,
+)
 from ingest.sources.connect import boundary, log_in
 from ingest.sources.pop3_session import close_pop3, open_pop3, pop3_authenticate
-from ingest.sources.source import Batch, Cursor, Fetched, Settled, SourceContext, batches_of
 from ingest.timeutil import as_utc
 
 log = logging.getLogger(__name__)
@@ -76,7 +83,7 @@ class Pop3Source:
         self._pop = pop
         self._numbers = {}
 
-    def fetch(self, cursor: Cursor) -> Iterator[Batch]:
+    def fetch(self, cursor: Cursor) -> Iterator[FetchedBatch]:
         """Messages not recorded yet; with ``delete_after``, every message still there (a
         recorded one is left only by a crash before its DELE, and is deleted now)."""
         with boundary(self.mailbox, "listing messages (UIDL)"):
@@ -87,21 +94,21 @@ class Pop3Source:
             known = self.context.recorded([_key(uidl) for uidl in pending])
             pending = [uidl for uidl in pending if _key(uidl) not in known]
         for chunk in batches_of(pending, self.options):
-            yield Batch(tuple(self._retrieve(uidl) for uidl in chunk), cursor)
+            yield FetchedBatch(tuple(self._retrieve(uidl) for uidl in chunk), cursor)
 
-    def _retrieve(self, uidl: str) -> Fetched:
+    def _retrieve(self, uidl: str) -> FetchedMessage:
         with boundary(self.mailbox, f"retrieving message {uidl}"):
             lines = self.pop.retr(self._numbers[uidl])[1]
         raw = b"\r\n".join(lines) + b"\r\n"
         ref = SourceRef(mailbox=self.mailbox.name, source_key=_key(uidl), folder=self.folder,
                         uidl=uidl, received_at=received_at(raw))
-        return Fetched(ref, raw)
+        return FetchedMessage(ref, raw)
 
-    def acknowledge(self, settled: Sequence[Settled]) -> None:
+    def file(self, filings: Sequence[Filing]) -> None:
         """Mark messages for deletion when ``delete_after``; QUIT makes it final."""
         if not self.mailbox.delete_after:
             return
-        for done in settled:
+        for done in filings:
             number = self._numbers.get(done.ref.uidl or "")
             if number is not None:
                 with boundary(self.mailbox, f"deleting message {done.ref.uidl}"):

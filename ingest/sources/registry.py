@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ingest.errors import ConfigError
+from ingest.sources.base import Source, SourceContext, SourceFactory, build_registry
 from ingest.sources.imap import ImapSource
 from ingest.sources.maildir import MaildirSource
 from ingest.sources.pop3 import Pop3Source
-from ingest.sources.source import Source, SourceContext, SourceFactory, build_registry
 
 SOURCES: Mapping[str, SourceFactory] = build_registry(
     (ImapSource.protocol, ImapSource),

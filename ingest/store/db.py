@@ -20,10 +20,10 @@ from sqlalchemy import (
     event,
     make_url,
 )
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from ingest.errors import ConfigError, StoreError
+from ingest.errors import ConfigError, DatabaseUnavailable
 
 
 def safe_url(url: str) -> str:
@@ -66,15 +66,34 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def ping(engine: Engine) -> None:
-    """Open one connection, or raise StoreError saying which database could not be reached."""
+    """Open one connection, or raise DatabaseUnavailable saying which database and why."""
     try:
         with engine.connect():
             pass
     except DBAPIError as exc:
-        raise StoreError(
+        raise DatabaseUnavailable(
             f"cannot connect to the database {engine.url.render_as_string(hide_password=True)}: "
             f"{_first_line(exc.orig)}; check [database] url / ACKMAIL_DATABASE_URL "
             "and that the server is up"
+        ) from None
+
+
+@contextmanager
+def database_errors(what: str) -> Iterator[None]:
+    """The one boundary where the driver's errors become ackmail's, for every caller.
+
+    A database that cannot be reached, is restarting or refuses a statement is a
+    fault that may pass: ``DatabaseUnavailable`` (a TransientError), retried by the
+    caller while the messages stay on the server. An ``IntegrityError`` is let through:
+    it means another worker wrote the same row, which callers resolve themselves.
+    """
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except DBAPIError as exc:
+        raise DatabaseUnavailable(
+            f"database error while {what}: {_first_line(exc.orig)}; it will be retried"
         ) from None
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ingest.config import LOOPBACK_HOSTS
 from ingest.config_reader import Secret
-from ingest.errors import ConfigError, StoreError
+from ingest.errors import ConfigError, DatabaseUnavailable, StoreError
 from ingest.web.http import HttpProblem, WebRequest, WebResponse, text
 from ingest.web.routes import find_route
 from ingest.web.site import Site
@@ -77,7 +77,7 @@ class OpsApp:
             return route.handler(self.site, request, match)
         except HttpProblem as problem:
             return self._problem(problem.status, problem.message)
-        except (StoreError, DBAPIError) as exc:
+        except (StoreError, DatabaseUnavailable, DBAPIError) as exc:
             log.warning("%s: database unavailable: %s", request.path, exc)
             return self._problem(HTTPStatus.SERVICE_UNAVAILABLE,
                                  "the database cannot be reached; see /healthz and the log")

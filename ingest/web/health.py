@@ -18,8 +18,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError
 
 from ingest.config import Settings
-from ingest.errors import StoreError
-from ingest.sources.source import SourceOptions
+from ingest.errors import DatabaseUnavailable, StoreError
+from ingest.sources.base import SourceOptions
 from ingest.store.db import ping, read_session
 from ingest.store.models import Checkpoint
 from ingest.timeutil import as_utc, isoformat_z, utcnow
@@ -134,7 +134,7 @@ def check_health(
             checkpoints = list(
                 session.scalars(select(Checkpoint).order_by(Checkpoint.mailbox, Checkpoint.folder))
             )
-    except (StoreError, DBAPIError) as exc:
+    except (StoreError, DatabaseUnavailable, DBAPIError) as exc:
         log.warning("health check: %s", exc)
         return HealthReport(moment, database_reachable=False)
     judge = _Judge(settings, policy or HealthPolicy(), moment)

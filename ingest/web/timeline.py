@@ -75,7 +75,7 @@ def load_timeline(session: Session, request_id: int) -> Timeline | None:
 
 
 def _events(session: Session, request_id: int, message_ids: Sequence[int]) -> list[Event]:
-    # An event about a response always names its request too (ingest.record.add_event),
+    # An event about a response always names its request too (ingest.store.events.add_event),
     # so the request and its messages find every event, each through an index.
     query = select(Event).where(
         or_(Event.request_id == request_id, Event.message_id.in_(message_ids))

@@ -17,10 +17,10 @@ from email.headerregistry import Address
 from typing import Any
 
 from ingest.errors import PermanentError
+from ingest.outgoing.smtp import NOTIFICATION_HEADERS, OWN_MESSAGE_ID_PREFIX, Mailer, build_message
 from ingest.timeutil import utcnow
 from rules.base import ActionEnvironment, Delivery
 from rules.fields import lookup
-from rules.mail import NOTIFICATION_HEADERS, OWN_MESSAGE_ID_PREFIX, Mailer, build_message
 from rules.outbox import recent_recipients
 from rules.params import Params
 from rules.templates import FieldTemplate, render, template_problems

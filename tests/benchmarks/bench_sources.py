@@ -45,7 +45,7 @@ from ingest.config import MailboxConfig, SecurityConfig, Settings
 from ingest.config_reader import Secret
 from ingest.parse.message import ParseOptions
 from ingest.pipeline import PipelineConfig
-from ingest.poll import Poller, PollOptions
+from ingest.poller.service import Poller, PollOptions
 from ingest.store.db import make_engine, read_session
 from ingest.store.migrate import upgrade
 from ingest.store.models import Message

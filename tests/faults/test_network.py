@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from ingest.sources.source import SourceOptions
+from ingest.sources.base import SourceOptions
 from tests.faults.conftest import MakeRun
 from tests.faults.harness import POSTGRES, RECONNECT_SECONDS, FaultRun
 from tests.faults.installation import password_mailbox

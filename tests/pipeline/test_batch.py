@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from ingest.pipeline import Arrival, handle, process_batch
-from ingest.recorder import RecordedIndex
 from ingest.register import RegisteredRequest
 from ingest.store.db import read_session
 from ingest.store.models import (
@@ -21,6 +20,7 @@ from ingest.store.models import (
     RequestStatus,
     Response,
 )
+from ingest.store.recorder import RecordedIndex
 from tests.pipeline.support import ALICE, BOB, CONFIG, events, reply, request_status, source
 from tests.sources.mail import unrelated
 

@@ -11,10 +11,10 @@ from sqlalchemy import Engine, func, select, update
 from ingest.errors import UserError
 from ingest.parse.base import Intent
 from ingest.pipeline import Arrival, process_message, reprocess
-from ingest.record import prune_raw
 from ingest.register import RegisteredRequest
 from ingest.sources.base import SourceRef
 from ingest.store.db import read_session, transaction
+from ingest.store.events import prune_raw
 from ingest.store.models import (
     Event,
     Message,

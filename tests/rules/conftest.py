@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import Engine
 
 from ingest.parse.base import Intent
-from ingest.record import add_event
 from ingest.store.db import transaction
+from ingest.store.events import add_event
 from ingest.store.models import RequestStatus
 from rules.actions.registry import ActionRegistry, build_registry
 from rules.base import ActionEnvironment

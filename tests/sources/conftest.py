@@ -18,9 +18,9 @@ from ingest.config import MailboxConfig, OAuthConfig, SecurityConfig, Settings
 from ingest.config_reader import Secret
 from ingest.parse.message import ParseOptions
 from ingest.pipeline import PipelineConfig
-from ingest.poll import Poller, PollOptions, PollSummary, RetryPolicy
+from ingest.poller.service import Poller, PollOptions, PollSummary, RetryPolicy
+from ingest.sources.base import SourceFactory, SourceOptions
 from ingest.sources.registry import SOURCES
-from ingest.sources.source import SourceFactory, SourceOptions
 from ingest.store.db import make_engine
 from ingest.store.migrate import upgrade
 from tests.auth.conftest import ALICE, APP_ID, APP_SECRET, PUBLIC_ID, SHARED

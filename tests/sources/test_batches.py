@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.sources.source import SourceOptions, batches_of
+from ingest.sources.base import SourceOptions, batches_of
 
 
 @pytest.mark.parametrize(("count", "sizes"), [

@@ -15,10 +15,10 @@ from ingest.auth import AuthError, LoginCredentials, TokenProviders
 from ingest.auth.sasl import initial_response_b64
 from ingest.config import MailboxConfig
 from ingest.sources import imap_session, pop3_session
+from ingest.sources.base import Cursor, SourceContext
 from ingest.sources.connect import CertificateRejected, ConnectionLost, LoginRefused, log_in
 from ingest.sources.imap import FolderMissing, ImapSource
 from ingest.sources.pop3 import Pop3Source
-from ingest.sources.source import Cursor, SourceContext
 from tests.servers.dovecot import DovecotServer
 from tests.servers.tls import make_test_pki
 from tests.sources.conftest import FAST_SOURCE, OAuthMailbox, imap_mailbox, pop3_mailbox

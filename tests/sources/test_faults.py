@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import Engine
 
 from ingest.auth import TokenProviders
+from ingest.sources.base import Filing
 from ingest.sources.connect import ConnectionLost
 from ingest.sources.imap import ImapSource
 from ingest.sources.registry import SOURCES
-from ingest.sources.source import Settled
 from tests.servers.dovecot import DovecotServer
 from tests.servers.dovecot_fixtures import TcpProxyFactory
 from tests.servers.idp import IdentityProvider
@@ -75,11 +75,11 @@ class _MoveFailsOnce(ImapSource):
 
     failed: ClassVar[bool] = False
 
-    def acknowledge(self, settled: Sequence[Settled]) -> None:
+    def file(self, filings: Sequence[Filing]) -> None:
         if not _MoveFailsOnce.failed:
             _MoveFailsOnce.failed = True
             raise ConnectionLost("simulated: the connection broke before the move")
-        super().acknowledge(settled)
+        super().file(filings)
 
 
 def test_a_crash_between_commit_and_move_records_nothing_twice_and_moves_later(

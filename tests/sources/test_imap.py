@@ -15,11 +15,11 @@ from ingest.auth import TokenProviders
 from ingest.parse.base import ParseLimits
 from ingest.parse.message import ParseOptions
 from ingest.pipeline import PipelineConfig
+from ingest.sources.base import Cursor, FetchedBatch, Filing, SourceContext
 from ingest.sources.imap import ImapSource
 from ingest.sources.registry import SOURCES
-from ingest.sources.source import Batch, Cursor, Settled, SourceContext
 from ingest.store.db import read_session
-from ingest.store.models import Checkpoint, Message, MessageStatus, Request, RequestStatus
+from ingest.store.models import Checkpoint, Message, Request, RequestStatus
 from ingest.timeutil import utcnow
 from tests.servers.dovecot import DovecotServer
 from tests.sources.conftest import FAST_SOURCE, PollerFactory, imap_mailbox, poll_once
@@ -83,7 +83,7 @@ class _BatchSpy(ImapSource):
 
     sizes: ClassVar[list[int]] = []
 
-    def fetch(self, cursor: Cursor) -> Iterator[Batch]:
+    def fetch(self, cursor: Cursor) -> Iterator[FetchedBatch]:
         for batch in super().fetch(cursor):
             self.sizes.append(len(batch.items))
             yield batch
@@ -169,7 +169,7 @@ def test_acknowledge_ignores_refs_of_an_older_uidvalidity(
     try:
         (batch,) = list(source.fetch(Cursor()))
         stale = replace(batch.items[0].ref, uidvalidity=(source.uidvalidity or 0) - 1)
-        source.acknowledge([Settled(stale, MessageStatus.IGNORED)])
+        source.file([Filing(stale)])
     finally:
         source.close()
     assert dovecot.list_folder(bob) == 1

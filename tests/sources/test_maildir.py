@@ -12,10 +12,10 @@ from typing import Any, ClassVar
 from sqlalchemy import Engine, select
 
 from ingest.config import MailboxConfig
+from ingest.sources.base import Filing
 from ingest.sources.connect import ConnectionLost
 from ingest.sources.maildir import MaildirSource
 from ingest.sources.registry import SOURCES
-from ingest.sources.source import Settled
 from ingest.store.db import read_session
 from ingest.store.models import Message, Request, RequestStatus
 from tests.sources.conftest import PollerFactory, poll_once
@@ -75,11 +75,11 @@ class _RenameFailsOnce(MaildirSource):
 
     failed: ClassVar[bool] = False
 
-    def acknowledge(self, settled: Sequence[Settled]) -> None:
+    def file(self, filings: Sequence[Filing]) -> None:
         if not _RenameFailsOnce.failed:
             _RenameFailsOnce.failed = True
             raise ConnectionLost("simulated: a crash before the rename")
-        super().acknowledge(settled)
+        super().file(filings)
 
 
 def test_a_crash_before_the_rename_records_nothing_twice(

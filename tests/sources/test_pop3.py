@@ -9,10 +9,10 @@ from typing import ClassVar
 from sqlalchemy import Engine, select
 
 from ingest.auth import TokenProviders
+from ingest.sources.base import Filing
 from ingest.sources.connect import ConnectionLost
 from ingest.sources.pop3 import Pop3Source, received_at
 from ingest.sources.registry import SOURCES
-from ingest.sources.source import Settled
 from ingest.store.db import read_session
 from ingest.store.models import Checkpoint
 from tests.auth.conftest import sign_in_by_device_code
@@ -61,11 +61,11 @@ class _DeleFailsOnce(Pop3Source):
 
     failed: ClassVar[bool] = False
 
-    def acknowledge(self, settled: Sequence[Settled]) -> None:
+    def file(self, filings: Sequence[Filing]) -> None:
         if not _DeleFailsOnce.failed:
             _DeleFailsOnce.failed = True
             raise ConnectionLost("simulated: the connection broke before DELE")
-        super().acknowledge(settled)
+        super().file(filings)
 
 
 def test_a_break_before_dele_deletes_on_the_next_session_without_recording_twice(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, text
 
-from ingest.recorder import RecordedIndex
 from ingest.sources.base import SourceRef
 from ingest.store.db import read_session, transaction
 from ingest.store.models import Base, Message, MessageStatus
+from ingest.store.recorder import RecordedIndex
 from ingest.store.statistics import FIRST_AT, PlannerStatistics
 from tests.store.support import insert_rows_with_ids
 

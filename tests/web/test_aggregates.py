@@ -8,8 +8,8 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from ingest.parse.base import Intent
-from ingest.record import add_event
 from ingest.store.db import read_session, transaction
+from ingest.store.events import add_event
 from ingest.store.models import Message, RequestKind, RequestStatus, Response
 from ingest.web import aggregates
 from ingest.web.aggregates import seconds_between, utc_day

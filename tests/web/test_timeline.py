@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, select
 
-from ingest.record import add_event
 from ingest.store.db import read_session, transaction
+from ingest.store.events import add_event
 from ingest.store.models import Message
 from ingest.web.timeline import EntryKind, load_timeline
 from tests.web.conftest import ALICE, BOB, Filled

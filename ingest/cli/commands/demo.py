@@ -31,7 +31,7 @@ from ingest.cli.demo_receiver import DemoReceiver
 from ingest.cli.output import render
 from ingest.config import Settings
 from ingest.pipeline import PipelineConfig
-from ingest.poll import Poller, PollOptions
+from ingest.poller.service import Poller, PollOptions
 from ingest.register import NewRequest, RegisteredRequest, register_request
 from ingest.store import migrate, queries
 from ingest.store.db import read_session, transaction

@@ -1,6 +1,6 @@
 """``ackmail dispatch [--once]``: events through the rules, outcomes to their actions.
 
-Each round first runs the request expiry sweep (``ingest.expire``), then turns
+Each round first runs the request expiry sweep (``ingest.store.expiry``), then turns
 new events into outcomes and delivers every outcome that is due. ``--once``
 drains what is due now and exits; otherwise rounds repeat until interrupted.
 """
@@ -14,7 +14,7 @@ import threading
 
 from ingest.cli.commands.rules import load_configured_rules
 from ingest.cli.context import CommandContext
-from ingest.expire import expire_requests
+from ingest.store.expiry import expire_requests
 from rules.dispatch import DispatchConfig, Dispatcher
 
 

@@ -15,9 +15,9 @@ from ingest.cli.commands.auth import providers_for
 from ingest.cli.commands.dispatch import build_dispatcher
 from ingest.cli.context import CommandContext
 from ingest.pipeline import PipelineConfig, Processed
-from ingest.poll import MailboxSummary, Poller, PollOptions, PollSummary, stop_on_signals
+from ingest.poller.service import MailboxSummary, Poller, PollOptions, PollSummary, stop_on_signals
+from ingest.poller.upkeep import Task
 from ingest.sources.base import SourceRef
-from ingest.upkeep import Task
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,12 @@ from ingest.auth import TokenProviders
 from ingest.cli.context import CommandContext
 from ingest.config import Settings, SmtpConfig
 from ingest.errors import ConfigError
+from ingest.outgoing.request_mail import RecipientMail, SendFailure, send_request_emails
+from ingest.outgoing.smtp import Mailer
 from ingest.register import NewRequest, RegisteredRequest, register_request
 from ingest.store.db import transaction
 from ingest.store.models import Recipient, RequestKind
 from ingest.timeutil import isoformat_z, parse_duration, utcnow
-from rules.mail import Mailer
-from rules.outgoing import RecipientMail, SendFailure, send_request_emails
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -23,7 +23,7 @@ from ingest.cli.context import CommandContext
 from ingest.errors import ConfigError, UserError
 from ingest.parse.base import ParsedMessage
 from ingest.pipeline import Arrival, PipelineConfig, Processed
-from ingest.pipeline.handle import Batch
+from ingest.pipeline.handle import BatchRun
 from ingest.sources.base import SourceRef
 from ingest.store.models import Event
 from rules.actions.registry import ActionRegistry, build_registry
@@ -123,7 +123,7 @@ def predict_events(engine: Engine, config: PipelineConfig, raw: bytes) -> Predic
     transaction that is rolled back, so nothing is recorded."""
     arrival = Arrival(SourceRef(DRY_RUN_MAILBOX, f"rules-test:{uuid.uuid4().hex}"), raw)
     with Session(engine) as session:  # never committed
-        (handled,) = Batch(session, config, [arrival]).run()
+        (handled,) = BatchRun(session, config, [arrival]).run()
         result = handled.processed()
         events = [(event_type, dict(payload)) for event_type, payload in session.execute(
             select(Event.type, Event.payload)

@@ -6,7 +6,7 @@ import argparse
 import threading
 
 from ingest.cli.context import CommandContext
-from ingest.poll import stop_on_signals
+from ingest.poller.service import stop_on_signals
 from ingest.web.app import OpsApp, base_url, make_server, required_token, serving
 from ingest.web.site import Site
 

@@ -8,21 +8,19 @@ episode and daily upkeep marks.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ingest.auth import AuthError, ReauthRequired
-from ingest.errors import TransientError
-from ingest.record import add_event
-from ingest.sources.source import Cursor
-from ingest.store.db import read_session, transaction
+from ingest.sources.base import Cursor
+from ingest.store.db import database_errors, read_session, transaction
+from ingest.store.events import add_event
 from ingest.store.models import Checkpoint, Message
 from ingest.timeutil import utcnow
 
@@ -40,18 +38,6 @@ class Position:
     state: dict[str, Any]
 
 
-@contextmanager
-def _database(what: str) -> Iterator[None]:
-    """A database that cannot be reached is a transient fault for the poller."""
-    try:
-        yield
-    except IntegrityError:
-        raise
-    except DBAPIError as exc:
-        raise TransientError(f"database error while {what}: {exc.orig}; it will be retried") \
-            from None
-
-
 class Checkpoints:
     """The checkpoint of one mailbox folder; every method is its own short transaction."""
 
@@ -67,14 +53,14 @@ class Checkpoints:
 
     def peek(self) -> Position | None:
         """The stored position, or None when the folder was never watched."""
-        with _database("reading a checkpoint"), read_session(self.engine) as session:
+        with database_errors("reading a checkpoint"), read_session(self.engine) as session:
             row = self._row(session)
             return _position(row) if row else None
 
     def load(self) -> Position:
         """The stored position; the first call for a folder records ``first_watched_at``."""
         try:
-            with _database("creating a checkpoint"), transaction(self.engine) as session:
+            with database_errors("creating a checkpoint"), transaction(self.engine) as session:
                 row = self._row(session)
                 if row is None:
                     row = Checkpoint(mailbox=self.mailbox, folder=self.folder,
@@ -89,7 +75,7 @@ class Checkpoints:
 
     def advance(self, cursor: Cursor) -> None:
         """After a batch was acknowledged on the server: move the cursor, note the success."""
-        with _database(f"updating the checkpoint of {self.mailbox}"), \
+        with database_errors(f"updating the checkpoint of {self.mailbox}"), \
                 transaction(self.engine) as session:
             self.advance_in(session, cursor)
 
@@ -108,7 +94,7 @@ class Checkpoints:
 
     def connected(self) -> None:
         """A login worked: the error and any auth failure episode are over."""
-        with _database(f"updating the checkpoint of {self.mailbox}"), \
+        with database_errors(f"updating the checkpoint of {self.mailbox}"), \
                 transaction(self.engine) as session:
             row = self._require(session)
             row.last_error = None
@@ -117,7 +103,7 @@ class Checkpoints:
 
     def failed(self, error: str) -> None:
         """A poll failed: keep the reason for ``ackmail stats``."""
-        with _database(f"updating the checkpoint of {self.mailbox}"), \
+        with database_errors(f"updating the checkpoint of {self.mailbox}"), \
                 transaction(self.engine) as session:
             row = self._require(session)
             row.last_poll_at = utcnow()
@@ -128,7 +114,7 @@ class Checkpoints:
 
         Returns True when this call opened the episode (and wrote the event).
         """
-        with _database(f"updating the checkpoint of {self.mailbox}"), \
+        with database_errors(f"updating the checkpoint of {self.mailbox}"), \
                 transaction(self.engine) as session:
             row = self._require(session)
             row.last_poll_at = utcnow()
@@ -147,7 +133,7 @@ class Checkpoints:
     def heartbeat(self, *, idle: bool, reconnected: bool = False) -> None:
         """The connection is alive and about to wait for mail: what ``/healthz`` reads to
         tell a stuck IDLE (old heartbeat) from a quiet mailbox (fresh heartbeat, no mail)."""
-        with _database(f"updating the checkpoint of {self.mailbox}"), \
+        with database_errors(f"updating the checkpoint of {self.mailbox}"), \
                 transaction(self.engine) as session:
             row = self._require(session)
             reconnects = int(row.state.get("reconnects", 0)) + (1 if reconnected else 0)
@@ -156,7 +142,7 @@ class Checkpoints:
 
     def mark(self, key: str, when: datetime) -> None:
         """Remember when a periodic job last ran for this folder (in ``state``)."""
-        with _database(f"updating the checkpoint of {self.mailbox}"), \
+        with database_errors(f"updating the checkpoint of {self.mailbox}"), \
                 transaction(self.engine) as session:
             row = self._require(session)
             row.state = {**row.state, key: when.isoformat()}
@@ -179,7 +165,7 @@ def _position(row: Checkpoint) -> Position:
 def recorded_keys(engine: Engine, mailbox: str, keys: Sequence[str]) -> set[str]:
     """Which of ``keys`` (source keys) are recorded for ``mailbox``."""
     found: set[str] = set()
-    with _database("looking up recorded messages"), read_session(engine) as session:
+    with database_errors("looking up recorded messages"), read_session(engine) as session:
         for first in range(0, len(keys), _LOOKUP_CHUNK):
             chunk = list(keys[first:first + _LOOKUP_CHUNK])
             found.update(session.scalars(select(Message.source_key).where(

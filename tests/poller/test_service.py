@@ -16,7 +16,8 @@ from ingest.auth import TokenProviders
 from ingest.config import MailboxConfig
 from ingest.errors import ConfigError, UserError
 from ingest.pipeline import Processed
-from ingest.poll import Poller, single_sqlite_poller
+from ingest.poller.service import Poller, single_sqlite_poller
+from ingest.poller.upkeep import AUTH_CHECKED
 from ingest.sources.base import SourceRef
 from ingest.store.db import read_session, transaction
 from ingest.store.models import (
@@ -28,7 +29,6 @@ from ingest.store.models import (
     RequestStatus,
 )
 from ingest.timeutil import utcnow
-from ingest.upkeep import AUTH_CHECKED
 from tests.auth.conftest import sign_in_by_device_code
 from tests.servers.dovecot import DovecotHarnessError, DovecotServer
 from tests.servers.idp import IdentityProvider

@@ -19,8 +19,8 @@ from email.message import EmailMessage
 from typing import Protocol
 
 from ingest.errors import AckmailError
+from ingest.outgoing.smtp import Mailer, build_message
 from ingest.timeutil import as_utc
-from rules.mail import Mailer, build_message
 
 log = logging.getLogger(__name__)
 

@@ -22,16 +22,16 @@ import pytest
 from sqlalchemy import Engine, func, make_url, select
 
 from ingest.config import MailboxConfig
-from ingest.leases import LeaseBook
-from ingest.poll import Poller
+from ingest.poller.service import Poller
 from ingest.store.db import make_engine, read_session
+from ingest.store.leases import LeaseBook
 from ingest.store.models import Message
 from tests.servers.dovecot import DovecotServer
 from tests.servers.dovecot_fixtures import TcpProxyFactory
 from tests.sources import conftest as shared
 from tests.sources.conftest import PollerFactory, imap_mailbox, running, settings_for, wait_for
 from tests.sources.mail import unrelated
-from tests.test_leases import KEYS, LEASE, held_by, holders, on_postgresql, set_lease
+from tests.store.test_leases import KEYS, LEASE, held_by, holders, on_postgresql, set_lease
 
 make_poller = shared.make_poller
 pytestmark = pytest.mark.postgres
@@ -112,7 +112,7 @@ def test_a_poller_that_starts_later_gets_its_fair_share(
         dovecot: DovecotServer, boxes: list[MailboxConfig], engine: Engine,
         second_engine: Engine, make_poller: PollerFactory, tmp_path: Path,
         caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="ingest.leases")
+    caplog.set_level(logging.INFO, logger="ingest.store.leases")
     first = _poller(make_poller, engine, boxes, tmp_path)
     second = _poller(make_poller, second_engine, boxes, tmp_path)
 

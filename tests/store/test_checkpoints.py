@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, delete, select
 
-from ingest.sources.checkpoints import Checkpoints
-from ingest.sources.source import Cursor
+from ingest.sources.base import Cursor
+from ingest.store.checkpoints import Checkpoints
 from ingest.store.db import read_session, transaction
 from ingest.store.models import Checkpoint
 

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, select
 
-from ingest.expire import expire_requests
 from ingest.store.db import make_engine, read_session, transaction
+from ingest.store.expiry import expire_requests
 from ingest.store.models import Event, Request, RequestStatus
 from ingest.timeutil import utcnow
 from tests.factories import add_request

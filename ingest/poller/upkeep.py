@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
 
 from ingest.auth import TokenProviders, auth_status
 from ingest.config import MailboxConfig, Settings
 from ingest.errors import AckmailError, TransientError
-from ingest.record import add_event, prune_raw
-from ingest.sources.checkpoints import Checkpoints
-from ingest.store.db import transaction
+from ingest.store.checkpoints import Checkpoints
+from ingest.store.db import database_errors, transaction
+from ingest.store.events import add_event, prune_raw
 from ingest.timeutil import parse_duration, utcnow
 
 log = logging.getLogger(__name__)
@@ -111,12 +110,10 @@ class Upkeep:
 
 def _guarded(what: str, job: Callable[[], object]) -> None:
     try:
-        job()
+        with database_errors(what):
+            job()
     except TransientError as exc:
         log.warning("%s failed, will retry: %s", what, exc)
-    except DBAPIError as exc:  # the database is down or restarting: a fault that passes
-        cause = (str(exc.orig).strip() or type(exc.orig).__name__).splitlines()[0]
-        log.warning("%s failed, will retry: database error (%s)", what, cause)
     except AckmailError as exc:
         log.error("%s failed: %s", what, exc)
     except Exception:  # a periodic job must never end the poller

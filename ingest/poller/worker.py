@@ -1,12 +1,9 @@
-"""One mailbox folder, one worker: fetch -> process_batch -> acknowledge -> checkpoint.
+"""One mailbox folder, one worker: sessions of connect -> passes over new mail -> wait.
 
-The order is the guarantee: a message is acknowledged on the server (moved, flagged,
-deleted) only after ``process_batch`` has committed its record, and the cursor
-moves only after the acknowledgement (``poll_drain`` overlaps these steps across
-batches, never within one). A crash anywhere re-fetches at most the batches in hand,
-which the pipeline recognises as duplicates. Network and server faults reconnect with
-tenacity (exponential backoff, jitter, a cap); a sign-in that needs a person is
-recorded once per episode and retried slowly; other mailboxes are not affected.
+Each pass is a ``FolderPass``, which holds the exactly-once order (record, then file
+on the server, then checkpoint) and tells how far it got. Network and server faults
+reconnect with tenacity (exponential backoff, jitter, a cap); a sign-in that needs a
+person is recorded once per episode and retried slowly; other mailboxes are not affected.
 """
 
 from __future__ import annotations
@@ -14,11 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 
 from sqlalchemy import Engine
 from tenacity import (
@@ -31,26 +27,22 @@ from tenacity import (
 
 from ingest.auth import AuthError
 from ingest.errors import AckmailError, TransientError
-from ingest.pipeline import Arrival, PipelineConfig, Processed, process_batch
-from ingest.pipeline.pool import InProcessPreparer, Preparer, Preparing
-from ingest.poll_drain import Drain
-from ingest.sources.base import SourceRef
-from ingest.sources.checkpoints import Checkpoints
-from ingest.sources.registry import SOURCES, make_source
-from ingest.sources.source import (
-    Batch,
+from ingest.pipeline import PipelineConfig, Processed
+from ingest.pipeline.pool import InProcessPreparer, Preparer
+from ingest.poller.folder_pass import BatchRecorder, FolderPass, Report
+from ingest.sources.base import (
     Cursor,
-    Settled,
     Source,
     SourceContext,
     SourceFactory,
     SourceOptions,
 )
+from ingest.sources.registry import SOURCES, make_source
+from ingest.store.checkpoints import Checkpoints
 from ingest.store.statistics import PlannerStatistics
 from ingest.timeutil import utcnow
 
 log = logging.getLogger(__name__)
-Report = Callable[[str, SourceRef, Processed], None]
 
 
 @dataclass(frozen=True)
@@ -82,7 +74,7 @@ class PollOptions:
 
 
 @dataclass
-class Tally:
+class MailboxTally:
     """What became of the messages of one mailbox during this run."""
 
     processed: int = 0
@@ -118,13 +110,12 @@ class MailboxWorker:
         self.report = report
         self.folder = make_source(context, self.registry).folder
         self.checkpoints = Checkpoints(engine, self.mailbox.name, self.folder)
-        self.tally = Tally()
+        self.tally = MailboxTally()
         self.cursor = Cursor()
         self.backlog_before: datetime | None = None
         self.sessions = 0
         self.filed_this_session = 0
-        self._filed: Cursor | None = None  # filed, its checkpoint not written yet
-        self._filed_lock = threading.Lock()
+        self._pending: Cursor | None = None  # filed, its checkpoint not written yet
 
     @property
     def name(self) -> str:
@@ -262,59 +253,20 @@ class MailboxWorker:
         self.backlog_before = self.options.backlog_from or watched.replace(microsecond=0)
 
     def _drain(self, source: Source) -> None:
-        """Process and acknowledge every new message, a fetched batch per transaction
-        (``poll_drain`` overlaps the fetching, recording and filing of batches)."""
-        drain = Drain(source, self.preparer, self._record, partial(self._settle, source), self.stop)
-        fetched = drain.run(self.cursor)
-        filed = self._take_filed()
-        if filed is not None:
-            self.checkpoints.advance(filed)
-        elif not fetched and not self.options.dry_run:
-            self.checkpoints.advance(self.cursor)  # nothing new: still a successful poll
-
-    def _record(self, batch: Batch, preparing: Preparing) -> list[Settled]:
-        items = batch.items
-        arrivals = [Arrival(item.ref, item.raw, self.backlog_before) for item in items]
-        # The checkpoint of the batch filed last rides along: a commit fewer per batch. An
-        # empty batch writes nothing of its own; the end of the pass writes it then.
-        filed = self._take_filed() if items else None
-        also = None if filed is None else partial(self.checkpoints.advance_in, cursor=filed)
+        """Record, file and checkpoint every new message (``folder_pass`` keeps the order)."""
+        recorder = BatchRecorder(self.engine, self.pipeline, self.checkpoints,
+                                 backlog_before=self.backlog_before,
+                                 dry_run=self.options.dry_run, count=self.tally.count,
+                                 report=self.report)
+        folder_pass = FolderPass(source, recorder, self.preparer, self.checkpoints, self.stop,
+                                 dry_run=self.options.dry_run, statistics=self.statistics,
+                                 pending=self._pending)
         try:
-            results = process_batch(self.engine, self.pipeline, arrivals,
-                                    dry_run=self.options.dry_run, preparing=preparing, also=also)
-        except BaseException:
-            self._put_filed(filed)
-            raise
-        for item, result in zip(items, results, strict=True):
-            self.tally.count(result)
-            if self.report is not None:
-                self.report(self.name, item.ref, result)
-        return [Settled(item.ref, result.filed_as)
-                for item, result in zip(items, results, strict=True)]
-
-    def _settle(self, source: Source, batch: Batch, settled: list[Settled]) -> None:
-        """On the connection's thread: file the batch; its checkpoint is written with the
-        next batch's record (or at the end of the pass)."""
-        if not self.options.dry_run:
-            source.acknowledge(settled)
-            self._put_filed(batch.cursor)
-            if self.statistics is not None:
-                self.statistics.recorded(len(settled))
-        self.cursor = batch.cursor
-        self.filed_this_session += len(settled)
-
-    def _put_filed(self, cursor: Cursor | None) -> None:
-        """Note ``cursor`` as filed, to be written; an older one never replaces a newer."""
-        with self._filed_lock:
-            if cursor is not None and (self._filed is None or self._filed.uidvalidity
-                                       != cursor.uidvalidity or self._filed.last_uid
-                                       <= cursor.last_uid):
-                self._filed = cursor
-
-    def _take_filed(self) -> Cursor | None:
-        with self._filed_lock:
-            filed, self._filed = self._filed, None
-            return filed
+            folder_pass.run(self.cursor)
+        finally:
+            self.cursor = folder_pass.cursor
+            self.filed_this_session += folder_pass.filed
+            self._pending = folder_pass.pending
 
     def _note_error(self, text: str) -> None:
         try:

@@ -14,8 +14,8 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, Engine, select, update
 
-from ingest.record import add_event
 from ingest.store.db import transaction
+from ingest.store.events import add_event
 from ingest.store.models import Request, RequestStatus
 from ingest.timeutil import utcnow
 

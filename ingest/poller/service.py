@@ -27,16 +27,18 @@ from sqlalchemy import Engine
 from ingest.auth import TokenProviders
 from ingest.config import MailboxConfig, Settings
 from ingest.errors import ConfigError, UserError
-from ingest.leases import AllMailboxes, Book, Key, LeaseBook
 from ingest.pipeline import PipelineConfig
 from ingest.pipeline.pool import PreparePool, Preparer
-from ingest.poll_keeper import Keeper
-from ingest.poll_worker import MailboxWorker, PollOptions, Report, RetryPolicy, Tally
-from ingest.sources.checkpoints import Checkpoints, recorded_keys
+from ingest.poller.book import AllMailboxes, Book
+from ingest.poller.folder_pass import Report
+from ingest.poller.keeper import Keeper
+from ingest.poller.upkeep import Task, Upkeep, Watched
+from ingest.poller.worker import MailboxTally, MailboxWorker, PollOptions, RetryPolicy
+from ingest.sources.base import SourceContext, SourceFactory
 from ingest.sources.registry import SOURCES, make_source
-from ingest.sources.source import SourceContext, SourceFactory
+from ingest.store.checkpoints import Checkpoints, recorded_keys
+from ingest.store.leases import Key, LeaseBook
 from ingest.store.statistics import PlannerStatistics
-from ingest.upkeep import Task, Upkeep, Watched
 
 _YOUNG_OBJECTS = 10_000  # allocations between two collections of the youngest generation
 
@@ -58,7 +60,7 @@ class MailboxSummary:
     held_by: str | None = None  # the live poller that held this folder's lease meanwhile
 
     @classmethod
-    def of(cls, mailbox: str, tallies: Sequence[Tally], held_by: str | None = None,
+    def of(cls, mailbox: str, tallies: Sequence[MailboxTally], held_by: str | None = None,
            ) -> MailboxSummary:
         """The counts of every worker this run had on the mailbox (a lease can come back)."""
         return cls(mailbox, sum(t.processed for t in tallies), sum(t.ignored for t in tallies),

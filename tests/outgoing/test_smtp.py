@@ -12,7 +12,7 @@ from ingest.auth import TokenProviders
 from ingest.config import OAuthConfig
 from ingest.config_reader import Secret
 from ingest.errors import PermanentError, TransientError
-from rules.mail import NOTIFICATION_HEADERS, Mailer, build_message
+from ingest.outgoing.smtp import NOTIFICATION_HEADERS, Mailer, build_message
 from tests.servers.idp import IdentityProvider
 from tests.servers.rules_fixtures import SMTP_USER, SmtpFactory, smtp_config
 from tests.servers.smtp import BearerCheck, SmtpServer

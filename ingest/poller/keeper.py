@@ -19,8 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ingest.errors import TransientError
-from ingest.leases import Book, Claimed, Key
-from ingest.poll_worker import MailboxWorker
+from ingest.poller.book import Book
+from ingest.poller.worker import MailboxWorker
+from ingest.store.leases import Claimed, Key
 
 log = logging.getLogger(__name__)
 WorkerFactory = Callable[[Key, threading.Event], MailboxWorker]

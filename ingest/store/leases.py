@@ -11,7 +11,7 @@ them when it stops or holds more than its fair share.
 Exactly-once does not rest on the lease (the unique source identity of a message and
 the request row lock hold whatever happens); the lease keeps two pollers from doing
 the same work. On SQLite one poller runs at a time (``single_sqlite_poller``), so
-``AllMailboxes`` grants every folder without touching the database.
+``ingest.poller.book.AllMailboxes`` grants every folder without touching the database.
 """
 
 from __future__ import annotations
@@ -25,15 +25,12 @@ from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from sqlalchemy import ColumnElement, Engine, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from ingest.errors import TransientError
-from ingest.store.db import transaction
+from ingest.store.db import database_errors, transaction
 from ingest.store.models import Lease, PollerProcess
 
 log = logging.getLogger(__name__)
@@ -49,28 +46,6 @@ class Claimed:
     silent_seconds: float = 0.0
 
 
-class Book(Protocol):
-    """The leases of one poller, as its keeper uses them."""
-
-    def heartbeat(self) -> int:
-        """Say this poller is alive; returns how many live pollers share its folders."""
-
-    def claim(self, limit: int) -> list[Claimed]:
-        """Take up to ``limit`` free or expired leases."""
-
-    def renew(self, held: Collection[Key]) -> set[Key]:
-        """Extend the leases in ``held``; returns those still this poller's."""
-
-    def release(self, keys: Collection[Key], why: str) -> None:
-        """Hand leases back, free for any poller."""
-
-    def holders(self) -> dict[Key, str]:
-        """The live holder of each folder that has one."""
-
-    def unregister(self) -> None:
-        """Release every lease and forget this poller."""
-
-
 def holder_id() -> str:
     """``host:pid:8hex``: unique per poller, and says to ops where it runs."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -84,13 +59,8 @@ def folders_digest(keys: Sequence[Key]) -> str:
 
 @contextmanager
 def _transaction(engine: Engine, what: str) -> Iterator[Session]:
-    """A database that cannot be reached is a transient fault: the keeper tries again."""
-    try:
-        with transaction(engine) as session:
-            yield session
-    except DBAPIError as exc:
-        raise TransientError(f"database error while {what}: {exc.orig}; it will be retried") \
-            from None
+    with database_errors(what), transaction(engine) as session:
+        yield session
 
 
 class LeaseBook:
@@ -220,31 +190,3 @@ def _log_claim(claim: Claimed, holder: str) -> None:
                     mailbox, holder, claim.previous, claim.silent_seconds)
     else:
         log.info("mailbox '%s': lease claimed by %s", mailbox, holder)
-
-
-class AllMailboxes:
-    """Every folder, always: the book of a poller that runs alone (SQLite, a dry run)."""
-
-    def __init__(self, keys: Sequence[Key]) -> None:
-        self.keys = tuple(keys)
-        self._held: set[Key] = set()
-
-    def heartbeat(self) -> int:
-        return 1
-
-    def claim(self, limit: int) -> list[Claimed]:
-        free = [key for key in self.keys if key not in self._held][:max(0, limit)]
-        self._held.update(free)
-        return [Claimed(key) for key in free]
-
-    def renew(self, held: Collection[Key]) -> set[Key]:
-        return set(held)
-
-    def release(self, keys: Collection[Key], why: str) -> None:
-        self._held.difference_update(keys)
-
-    def holders(self) -> dict[Key, str]:
-        return {}
-
-    def unregister(self) -> None:
-        self._held.clear()

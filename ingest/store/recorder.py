@@ -20,10 +20,10 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ingest.decide import Decision
 from ingest.parse.base import Intent, MessageKind, ParsedMessage
-from ingest.record import clip, event_values, request_payload
 from ingest.sources.base import SourceRef
 from ingest.store.bulk import BulkTable, BulkWrite
 from ingest.store.db import one_of
+from ingest.store.events import clip, event_values, request_payload
 from ingest.store.models import (
     Base,
     Event,

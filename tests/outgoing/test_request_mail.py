@@ -15,13 +15,13 @@ from ingest.config import RequestsConfig
 from ingest.config_reader import Secret
 from ingest.correlate import correlate
 from ingest.correlate.find import TokenSource, find_tokens
+from ingest.outgoing.request_mail import RecipientMail, compose_request_email, send_request_emails
+from ingest.outgoing.smtp import Mailer
 from ingest.parse.base import Intent, MessageKind
 from ingest.parse.message import ParseOptions, parse_message
 from ingest.register import NewRequest, RegisteredRequest, register_request
 from ingest.store.db import read_session, transaction
 from ingest.store.models import RequestKind
-from rules.mail import Mailer
-from rules.outgoing import RecipientMail, compose_request_email, send_request_emails
 from tests.servers.rules_fixtures import SMTP_USER, smtp_config
 from tests.servers.smtp import SmtpServer
 from tests.servers.tls import TestPki

@@ -16,10 +16,10 @@ from sqlalchemy import Engine, func, select, text, update
 
 from ingest.config import load_settings
 from ingest.errors import ConfigError
-from ingest.leases import Claimed, LeaseBook
-from ingest.sources.checkpoints import Checkpoints
 from ingest.store import queries
+from ingest.store.checkpoints import Checkpoints
 from ingest.store.db import read_session, transaction
+from ingest.store.leases import Claimed, LeaseBook
 from ingest.store.models import Lease, PollerProcess
 from tests.servers.postgres_fixtures import on_postgresql
 

@@ -1,5 +1,5 @@
 """The store hop's rows: a message's identity, events and their payloads, a request's
-new state, and the pruning of kept bytes (``ingest.recorder`` writes a batch's rows).
+new state, and the pruning of kept bytes (``ingest.store.recorder`` writes a batch's rows).
 
 Everything here runs inside the caller's transaction; nothing commits on its own.
 Events are the outbox the rules engine reads, so they are written beside the

@@ -1,0 +1,1 @@
+"""Outgoing mail: SMTP submission (``smtp``) and the request emails (``request_mail``)."""

@@ -1,0 +1,1 @@
+"""The parse hop: raw bytes -> ParsedMessage (kind, sender, reply text, intent). Pure."""
