@@ -82,7 +82,8 @@ def test_extra_vocabulary_teaches_a_new_client_language(tmp_path: Path) -> None:
     )
     attribution = "Den 2 nov. 2026 kl. 10:00 skrev Bob <b@x.se>:"
     body = f"Godkänd.\n\nSkickat från min iPhone\n\n{attribution}\n> x"
-    assert extract_reply(body).text == f"Godkänd.\n\nSkickat från min iPhone\n\n{attribution}"
+    # The attribution is cut by its shape alone; only the vocabulary knows the footer.
+    assert extract_reply(body).text == "Godkänd.\n\nSkickat från min iPhone"
     assert extract_reply(body, vocabulary=load_vocabulary(extra)).text == "Godkänd."
 
 
