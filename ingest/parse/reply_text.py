@@ -75,8 +75,9 @@ class ReplyMarkers:
         words = vocabulary.union
         starts = phrase_pattern(words("attribution_start"))
         line = "|".join((
-            rf"(?P<original>-{{2,}}\s*(?:{phrase_pattern(words('original_message'))})\s*-{{2,}})"
-            r"\s*$",
+            # Decorated too, as HTML bold turns it: "*-------- Original Message --------*".
+            rf"(?P<original>[*_]*-{{2,}}\s*(?:{phrase_pattern(words('original_message'))})"
+            r"\s*-{2,}[*_]*)\s*$",
             rf"(?P<forward>(?:-{{2,}}\s*)?(?:{phrase_pattern(words('forwarded'))})"
             rf"\s*(?:-{{2,}}|:)?)\s*$",
             r"(?P<separator>_{10,})\s*$",
