@@ -37,6 +37,13 @@ SIGNATURE_LINES = 6
 SIGNATURE_LINE_CHARS = 60
 
 _DIGIT = re.compile(r"\d")
+# The shape of a quote header in any language: an address, or a date with a time
+# ("2014-03-20 8:48", "20.03.2014 klo 8.48", "2014年3月20日 8:48").
+_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_TIME = re.compile(r"(?<!\d)\d{1,2}[:.h]\d{2}(?!\d)")
+_DATE = re.compile(r"\d{4}|\d{1,2}[./-]\d{1,2}[./-]\d{2}|\d\s*[年月일월]")
+# A header's final colon, ASCII or full-width, maybe followed by bidi marks (Hebrew, Arabic).
+_HEADER_END = re.compile(r"[:\uff1a][\s\u200e\u200f\u202a-\u202e\u2066-\u2069]*$")
 # A line of rules or bullets only ("----", "* * *", "___"), left over around a cut.
 _JUNK = re.compile(r"[\s*_=~#.\-\u2013\u2014]*")
 
@@ -68,8 +75,9 @@ class ReplyMarkers:
         words = vocabulary.union
         starts = phrase_pattern(words("attribution_start"))
         line = "|".join((
-            rf"(?P<original>-{{2,}}\s*(?:{phrase_pattern(words('original_message'))})\s*-{{2,}})"
-            r"\s*$",
+            # Decorated too, as HTML bold turns it: "*-------- Original Message --------*".
+            rf"(?P<original>[*_]*-{{2,}}\s*(?:{phrase_pattern(words('original_message'))})"
+            r"\s*-{2,}[*_]*)\s*$",
             rf"(?P<forward>(?:-{{2,}}\s*)?(?:{phrase_pattern(words('forwarded'))})"
             rf"\s*(?:-{{2,}}|:)?)\s*$",
             r"(?P<separator>_{10,})\s*$",
@@ -222,7 +230,9 @@ class _Scanner:
         return index
 
     def _drop_quote_header(self) -> None:
-        """Drop a dateless 'Bob <bob@x> wrote:' line right above a quote."""
+        """Drop the line(s) right above a quote that introduce it: a dateless
+        'Bob <bob@x> wrote:', or any line shaped like a quote header, so a language
+        no vocabulary lists still cuts ('W dniu 20.03.2014 08:48 Bob <b@x> napisał:')."""
         while self.kept and not self.kept[-1].strip():
             self.kept.pop()
         if not self.kept:
@@ -232,6 +242,26 @@ class _Scanner:
         if verb is not None and last.endswith(":"):
             self.kept.pop()
             self.note(f"quoted history from '... {verb.group('verb')}:'")
+            return
+        lines = self._header_shape_lines()
+        if lines:
+            del self.kept[-lines:]
+            self.note("quoted history from a quote header ('...:' with a date or address)")
+
+    def _header_shape_lines(self) -> int:
+        """How many of the last kept lines (at most ATTRIBUTION_LINES, no blank among
+        them) form a quote header by shape; 0 when they do not."""
+        if not _HEADER_END.search(self.kept[-1]):
+            return 0
+        joined = ""
+        for count in range(1, min(ATTRIBUTION_LINES, len(self.kept)) + 1):
+            piece = self.kept[-count].strip()
+            if not piece or len(joined) + len(piece) > MAX_MARKER_CHARS:
+                return 0
+            joined = f"{piece} {joined}"
+            if _ADDRESS.search(joined) or (_TIME.search(joined) and _DATE.search(joined)):
+                return count
+        return 0
 
 
 _CUT_REASONS = {
