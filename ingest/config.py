@@ -103,6 +103,8 @@ class SecurityConfig:
     cache_key: Secret | None = None
     trusted_authserv_id: str | None = None
     require_dmarc_pass: bool = False
+    trust_exchange_online: bool = False
+    exchange_tenant_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -281,7 +283,12 @@ def _security(section: Section) -> SecurityConfig:
         cache_key=section.secret("cache_key"),
         trusted_authserv_id=section.text("trusted_authserv_id", default=None),
         require_dmarc_pass=section.flag("require_dmarc_pass", default=False),
+        trust_exchange_online=section.flag("trust_exchange_online", default=False),
+        exchange_tenant_id=section.text("exchange_tenant_id", default=None),
     )
+    if result.exchange_tenant_id is not None and not result.trust_exchange_online:
+        section.fail("exchange_tenant_id", "is set but trust_exchange_online is not true; "
+                     "set trust_exchange_online = true or remove exchange_tenant_id")
     section.finish()
     return result
 

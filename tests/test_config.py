@@ -11,6 +11,7 @@ import pytest
 
 from ingest.config import load_settings
 from ingest.errors import ConfigError
+from ingest.parse.exchange import ExchangeTrust
 from ingest.pipeline import parse_options
 
 FULL = """
@@ -163,6 +164,10 @@ def test_secrets_never_show_in_repr(tmp_path: Path, secrets_env: None) -> None:
         ("[security]\ntoken_secret = { file = 'missing/secret' }\n", r"cannot be read"),
         ("[security]\ntoken_secret = { vault = 'x' }\n", r"must be \{ env = \"NAME\" \} or"),
         ("database = 5\n", r"\[database\] must be a table"),
+        (
+            "[security]\nexchange_tenant_id = 't'\n",
+            r"'exchange_tenant_id' is set but trust_exchange_online is not true",
+        ),
     ],
 )
 def test_invalid_configuration_names_file_and_key(tmp_path: Path, body: str, expected: str) -> None:
@@ -213,6 +218,16 @@ def test_limits_reach_the_parser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert settings.limits.max_parts == 5
     with pytest.raises(ConfigError, match="key 'max_depth' must be between 1 and 1000"):
         load_settings(write(tmp_path, "[limits]\nmax_depth = 0\n"))
+
+
+def test_exchange_online_trust_reaches_the_parser(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ACKMAIL_DATABASE_URL", raising=False)
+    assert parse_options(load_settings(write(tmp_path, ""))).exchange is None
+    settings = load_settings(write(tmp_path, (
+        "[security]\ntrust_exchange_online = true\nexchange_tenant_id = 'abc'\n"
+        "trusted_authserv_id = 'mx.contoso.test'\n")))
+    assert parse_options(settings).exchange == ExchangeTrust("abc", "mx.contoso.test")
 
 
 def test_serve_defaults_to_loopback_without_a_token(

@@ -54,8 +54,11 @@ AADSTS_TABLE: tuple[Diagnosis, ...] = (
               "upload the certificate to app {client_id} in Entra ID and set "
               "certificate_thumbprint to its SHA-1 thumbprint", Remedy.FIX_SETTINGS),
     # Refresh tokens lapse after 90 days without use (or by sign-in frequency policy).
-    Diagnosis((700082, 70008, 70043), "the stored sign-in expired after a long idle time",
+    Diagnosis((700082, 70008), "the stored sign-in expired after a long idle time",
               _SIGN_IN, Remedy.SIGN_IN_AGAIN),
+    Diagnosis((70043,), "a Conditional Access sign-in frequency policy ended the stored "
+              "sign-in", "sign in again with: {command} (an administrator may exclude the "
+              "mailbox account from the sign-in frequency policy)", Remedy.SIGN_IN_AGAIN),
     Diagnosis((50173, 50133), "the stored sign-in was revoked (password changed or sessions "
               "revoked by an administrator)", _SIGN_IN, Remedy.SIGN_IN_AGAIN),
     Diagnosis((70000, 9002313), "the refresh token is invalid (already used or revoked)",
@@ -88,6 +91,10 @@ AADSTS_TABLE: tuple[Diagnosis, ...] = (
     Diagnosis((70011, 500011), "the scope is not valid for this tenant or resource",
               "use the default scopes (remove 'scopes') or fix them; Exchange Online must be "
               "licensed in the tenant", Remedy.FIX_SETTINGS),
+    Diagnosis((7000229,), "the app has no service principal in the tenant (it was never "
+              "consented to there)", "an administrator consents to app {client_id} in tenant "
+              "{tenant} (Entra ID > Enterprise applications), or creates its service principal",
+              Remedy.ADMIN),
     Diagnosis((7000112, 50105), "the application is disabled or the user is not assigned to it",
               "an administrator enables app {client_id} and assigns {username} in Entra ID > "
               "Enterprise applications", Remedy.ADMIN),

@@ -17,6 +17,7 @@ from ingest.parse.base import (
     ParseLimits,
     SenderInfo,
 )
+from ingest.parse.exchange import ExchangeTrust
 from ingest.parse.intent import classify_intent, subject_words_added
 from ingest.parse.kind import classify_kind
 from ingest.parse.mime import DecodedMessage, read_message
@@ -32,6 +33,7 @@ class ParseOptions:
     limits: ParseLimits = field(default_factory=ParseLimits)
     trusted_authserv_id: str | None = None
     require_dmarc_pass: bool = False
+    exchange: ExchangeTrust | None = None
     vocabulary: Vocabulary = field(default_factory=load_vocabulary)
 
 
@@ -49,6 +51,7 @@ def parse_message(raw: bytes, options: ParseOptions, *, new_reply: bool = True) 
         decoded,
         trusted_authserv_id=options.trusted_authserv_id,
         require_dmarc_pass=options.require_dmarc_pass,
+        exchange=options.exchange,
     )
     reasons = (*kind_reasons, *sender.reasons)
     reply_text = ""

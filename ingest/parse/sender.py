@@ -9,7 +9,8 @@ Two independent questions, both answered with reasons:
 2. Did a receiving server we trust authenticate it? Only Authentication-Results
    (RFC 8601) headers whose authserv-id equals the configured one count: anybody can
    write the header, only our own server's copy is evidence. DMARC decides when
-   present; otherwise SPF/DKIM passes must align with the From domain.
+   present; otherwise SPF/DKIM passes must align with the From domain. On Microsoft
+   365 the topmost header Exchange Online stamps decides instead (ingest.parse.exchange).
 
 Alignment is approximated as "same domain or one is a subdomain of the other" (no
 public-suffix list), which is the relaxed DMARC rule for all but multi-label
@@ -28,6 +29,7 @@ from functools import lru_cache
 from typing import cast
 
 from ingest.parse.base import SenderInfo
+from ingest.parse.exchange import BY, ExchangeTrust, exchange_verdict
 from ingest.parse.html_text import excerpt, mail_charsets
 from ingest.parse.mime import DecodedMessage
 
@@ -46,6 +48,8 @@ _HIDDEN_CHARACTERS = re.compile(
     "[\x00-\x08\x0a-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e"
     "\u2060-\u2064\u2066-\u206f\ufeff]")
 _COMMENT = re.compile(r"\([^()]*\)")
+# Methods that start a new result even where a sender forgot the semicolon before them.
+_METHODS = frozenset({"spf", "dkim", "dmarc", "compauth", "arc", "bimi", "iprev", "auth"})
 
 
 @dataclass(frozen=True)
@@ -191,7 +195,7 @@ def parse_authentication_results(value: str) -> tuple[str | None, tuple[AuthResu
     if segments[0] and "=" not in segments[0][0]:
         authserv_id = segments.pop(0)[0].lower()
     results = []
-    for tokens in segments:
+    for tokens in (part for segment in segments for part in _split_methods(segment)):
         if not tokens or "=" not in tokens[0]:
             continue  # "none", or the stray id Outlook.com inserts mid-header
         method, _, result = tokens[0].partition("=")
@@ -199,6 +203,16 @@ def parse_authentication_results(value: str) -> tuple[str | None, tuple[AuthResu
         props = {key.lower(): item.strip('"') for key, _, item in pairs if item}
         results.append(AuthResult(method.split("/")[0].lower(), result.lower(), props))
     return authserv_id, tuple(results)
+
+
+def _split_methods(tokens: list[str]) -> list[list[str]]:
+    """One segment's tokens cut before every ``method=`` token (a missing semicolon)."""
+    parts: list[list[str]] = [[]]
+    for token in tokens:
+        if parts[-1] and token.partition("=")[0].split("/")[0].lower() in _METHODS:
+            parts.append([])
+        parts[-1].append(token)
+    return parts
 
 
 def _aligned(domain: str | None, from_domain: str) -> bool:
@@ -248,13 +262,34 @@ def _verdict(results: list[AuthResult], from_domain: str, by: str,
     return None, f"no aligned pass or fail for {from_domain or 'the sender'} {by}"
 
 
+def _exchange_check(message: DecodedMessage, from_domain: str, trust: ExchangeTrust,
+                    require_dmarc_pass: bool) -> tuple[bool | None, str]:
+    """Exchange Online's topmost verdict; under require_dmarc_pass only a pass is not a fail."""
+    topmost = message.headers.raw("authentication-results")
+    if topmost is None:
+        verified, reason = None, f"no Authentication-Results {BY}"
+    else:
+        verified, reason = exchange_verdict(
+            message, parse_authentication_results(topmost), from_domain, trust)
+    if require_dmarc_pass and verified is None:
+        return False, f"{reason} (require_dmarc_pass)"
+    return verified, reason
+
+
 def check_sender(message: DecodedMessage, *, trusted_authserv_id: str | None = None,
-                 require_dmarc_pass: bool = False) -> SenderInfo:
-    """Who sent ``message`` and whether we believe it (see the module docstring)."""
+                 require_dmarc_pass: bool = False,
+                 exchange: ExchangeTrust | None = None) -> SenderInfo:
+    """Who sent ``message`` and whether we believe it (see the module docstring).
+
+    With ``exchange`` set, Exchange Online's own header decides (see ingest.parse.exchange)."""
     claim = read_from(message)
     problems = [problem for check in FROM_CHECKS if (problem := check(claim))]
     reasons = problems or [f"From parsed strictly: {claim.address}"]
-    if trusted_authserv_id is None:
+    if exchange is not None:
+        verified, reason = _exchange_check(
+            message, (claim.address or "").rpartition("@")[2], exchange, require_dmarc_pass)
+        reasons.append(reason)
+    elif trusted_authserv_id is None:
         verified = None
         reasons.append("Authentication-Results not checked: no trusted_authserv_id configured")
     else:

@@ -8,6 +8,7 @@ from datetime import datetime
 from ingest.config import Settings
 from ingest.errors import ConfigError
 from ingest.parse.base import Intent
+from ingest.parse.exchange import ExchangeTrust
 from ingest.parse.message import ParseOptions
 from ingest.parse.vocabulary import load_vocabulary
 from ingest.sources.base import SourceRef
@@ -39,8 +40,16 @@ def parse_options(settings: Settings) -> ParseOptions:
         limits=settings.limits,
         trusted_authserv_id=settings.security.trusted_authserv_id,
         require_dmarc_pass=settings.security.require_dmarc_pass,
+        exchange=_exchange_trust(settings),
         vocabulary=load_vocabulary(settings.intents_file),
     )
+
+
+def _exchange_trust(settings: Settings) -> ExchangeTrust | None:
+    security = settings.security
+    if not security.trust_exchange_online:
+        return None
+    return ExchangeTrust(security.exchange_tenant_id, security.trusted_authserv_id)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,10 @@ from tests.servers.idp import IdentityProvider
 DELEGATED_CASES = [
     (700082, ReauthRequired, "ackmail auth login alice"),
     (50173, ReauthRequired, "ackmail auth login alice"),
+    (70043, ReauthRequired, "sign-in frequency policy"),
+    (50079, ReauthRequired, "MFA"),
+    (50057, AuthError, "unlocks/enables"),
+    (7000229, AuthError, "Enterprise applications"),
     (65001, ReauthRequired, "consent"),
     (50076, ReauthRequired, "MFA"),
     (50126, ReauthRequired, "password"),

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, select, update
 from ingest.auth import TokenProviders
 from ingest.config import MailboxConfig
 from ingest.errors import ConfigError, UserError
-from ingest.pipeline import Processed
+from ingest.pipeline import PipelineConfig, Processed
 from ingest.poller.service import Poller, single_sqlite_poller
 from ingest.poller.upkeep import AUTH_CHECKED
 from ingest.sources.base import SourceRef
@@ -27,6 +27,7 @@ from ingest.store.models import (
     RawMessage,
     Request,
     RequestStatus,
+    Response,
 )
 from ingest.timeutil import utcnow
 from tests.auth.conftest import sign_in_by_device_code
@@ -302,3 +303,30 @@ def test_sqlite_takes_one_poller_and_says_so(engine: Engine) -> None:
             pass  # a dry run changes nothing, so it may look while the poller runs
     with single_sqlite_poller(engine):
         pass  # released when the first poller ended
+
+
+def test_a_dmarc_failing_reply_from_the_responder_is_recorded_but_does_not_decide(
+        dovecot: DovecotServer, engine: Engine, make_poller: PollerFactory,
+        tmp_path: Path) -> None:
+    request = request_for(engine)
+    token = request.recipients[0].token
+    verdict = ("Authentication-Results: dmarc={} action=none header.from=example.test;"
+               "compauth={}\r\n")
+    box = imap_mailbox(dovecot)
+    settings = settings_for(tmp_path, box)
+    settings = replace(settings, security=replace(
+        settings.security, require_dmarc_pass=True, trust_exchange_online=True))
+    pipeline = PipelineConfig.from_settings(settings)
+    bob = dovecot.users.bob.address
+    dovecot.deliver(bob, verdict.format("fail", "fail reason=000").encode() + reply(token))
+    poll_once(make_poller, engine, box, settings=settings, pipeline=pipeline)
+    with read_session(engine) as session:
+        assert session.get_one(Request, request.id).status == RequestStatus.PENDING
+        failed = session.scalars(select(Response)).one()
+        assert (failed.sender_verified, failed.counted) == (False, False)
+        assert "dmarc=fail by Exchange Online" in failed.reason
+
+    dovecot.deliver(bob, verdict.format("pass", "pass reason=100").encode() + reply(token))
+    poll_once(make_poller, engine, box, settings=settings, pipeline=pipeline)
+    with read_session(engine) as session:
+        assert session.get_one(Request, request.id).status == RequestStatus.APPROVED

@@ -62,6 +62,14 @@ AADSTS = {
     65001: ("invalid_grant", "The user or administrator has not consented to use the app"),
     50076: ("interaction_required", "Due to a configuration change made by your "
             "administrator, you must use multi-factor authentication"),
+    50079: ("interaction_required", "Due to a configuration change made by your "
+            "administrator, or because you moved to a new location, you must enroll in "
+            "multi-factor authentication"),
+    70043: ("invalid_grant", "The refresh token has expired or is invalid due to sign-in "
+            "frequency checks by conditional access"),
+    50057: ("invalid_grant", "The user account is disabled"),
+    7000229: ("invalid_client", "The client application is missing service principal in the "
+              "tenant"),
     53003: ("access_denied", "Access has been blocked by Conditional Access policies"),
     90002: ("invalid_request", "Tenant not found"),
     50126: ("invalid_grant", "Error validating credentials due to invalid username or password"),
