@@ -30,6 +30,7 @@ from ingest.auth.claims import MalformedToken
 from ingest.config import MailboxConfig
 from ingest.errors import AckmailError
 from ingest.sources.connect import LoginRefused, boundary, explain_certificate, tls_context
+from ingest.sources.imap_folders import FolderNameInvalid, server_namespace, wire_name
 from ingest.sources.imap_session import (
     close_imap,
     imap_authenticate,
@@ -236,13 +237,19 @@ def step_pop3_login(probe: _Probe) -> str:
 def step_imap_folder(probe: _Probe) -> str:
     client, box = probe.imap, probe.box
     assert client is not None
-    if not client.folder_exists(box.folder):
+    namespace = server_namespace(client, {cap.upper() for cap in client.capabilities()})
+    try:
+        wire = {name: wire_name(box, name, namespace)
+                for name in (box.folder, box.processed_folder, box.quarantine_folder) if name}
+    except FolderNameInvalid as exc:
+        raise StepFailed(str(exc).split(": ", 1)[1]) from None
+    if not client.folder_exists(wire[box.folder]):
         names = ", ".join(sorted(str(f[2]) for f in client.list_folders())[:20])
         raise StepFailed(f"the folder '{box.folder}' does not exist; fix folder (the server "
                          f"has: {names})")
-    selected = client.select_folder(box.folder, readonly=True)
+    selected = client.select_folder(wire[box.folder], readonly=True)
     for name in (box.processed_folder, box.quarantine_folder):
-        if name and not client.folder_exists(name):
+        if name and not client.folder_exists(wire[name]):
             probe.notes.append(f"'{name}' does not exist yet; the first poll creates it")
     return f"'{box.folder}' opened (UIDVALIDITY {int(selected[b'UIDVALIDITY'])}); " \
            f"{int(selected[b'EXISTS'])} messages"

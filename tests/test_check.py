@@ -99,6 +99,16 @@ def test_a_missing_folder_fails_the_folder_step(dovecot: DovecotServer) -> None:
     assert "INBOX" in report.steps[-1].detail  # the folders the server has
 
 
+def test_a_path_the_server_cannot_hold_fails_the_folder_step_naming_the_delimiter(
+        dovecot: DovecotServer) -> None:
+    report = _check(imap_mailbox(dovecot, processed_folder="ackmail/v1.2"))
+
+    assert report.failed_step == "folder"
+    detail = report.steps[-1].detail
+    assert "'ackmail/v1.2'" in detail and "delimiter is '.'" in detail
+    assert "write 'ackmail/v1/2'" in detail
+
+
 def test_an_app_without_the_mailbox_grant_fails_the_login_step(
         oauth_mailbox: OAuthMailbox, token_providers: TokenProviders) -> None:
     box = oauth_mailbox("oauth2-app", username="alice@example.test")

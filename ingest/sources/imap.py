@@ -29,6 +29,7 @@ from ingest.sources.base import (
 )
 from ingest.sources.connect import boundary, log_in
 from ingest.sources.imap_fetch import fetch_messages
+from ingest.sources.imap_folders import Namespace, server_namespace, wire_name, wire_names
 from ingest.sources.imap_session import close_imap, imap_authenticate, open_imap
 from ingest.timeutil import as_utc
 
@@ -53,6 +54,7 @@ class ImapSource:
         self.uidvalidity: int | None = None
         self.mechanism: str | None = None
         self._read_up_to = 0  # the highest UID handed out in this session
+        self._namespace = Namespace("", "/")
 
     @property
     def folder(self) -> str:
@@ -71,16 +73,22 @@ class ImapSource:
         try:
             self.mechanism = log_in(box, self.context.providers,
                                     lambda login: imap_authenticate(client, box, login))
-            with boundary(box, f"opening folder '{box.folder}'"):
+            with boundary(box, "reading the server's capabilities and namespace"):
                 self._capabilities = {cap.upper() for cap in client.capabilities()}
-                if not self.context.read_only:
-                    self._create_destinations(client)
-                if not client.folder_exists(box.folder):
+                self._namespace = server_namespace(client, self._capabilities)
+            watched = self._wire(box.folder)
+            for destination in (box.processed_folder, box.quarantine_folder):
+                if destination:
+                    self._wire(destination)  # refuse a path the server cannot hold up front
+            if not self.context.read_only:
+                self._create_destinations(client)
+            with boundary(box, f"SELECT of folder '{box.folder}'"):
+                if not client.folder_exists(watched):
                     raise FolderMissing(
                         f"mailbox '{box.name}': the folder '{box.folder}' does not exist on "
                         f"{box.host}; fix folder in its [[mailbox]] table"
                     )
-                selected = client.select_folder(box.folder, readonly=self.context.read_only)
+                selected = client.select_folder(watched, readonly=self.context.read_only)
         except BaseException:
             close_imap(client)
             raise
@@ -88,11 +96,18 @@ class ImapSource:
         self.uidvalidity = int(selected[b"UIDVALIDITY"])
 
     def _create_destinations(self, client: IMAPClient) -> None:
-        wanted = (self.mailbox.processed_folder, self.mailbox.quarantine_folder)
+        box = self.mailbox
+        wanted = (box.processed_folder, box.quarantine_folder)
         for folder in dict.fromkeys(name for name in wanted if name):
-            if not client.folder_exists(folder):
-                log.info("mailbox '%s': creating folder '%s'", self.mailbox.name, folder)
-                client.create_folder(folder)
+            # Some servers (Courier, Cyrus) do not create missing parents themselves.
+            for name in wire_names(box, folder, self._namespace):
+                with boundary(box, f"CREATE of folder '{name}' (for '{folder}')"):
+                    if not client.folder_exists(name):
+                        log.info("mailbox '%s': creating folder '%s'", box.name, name)
+                        client.create_folder(name)
+
+    def _wire(self, folder: str) -> str:
+        return wire_name(self.mailbox, folder, self._namespace)
 
     def fetch(self, cursor: Cursor) -> Iterator[FetchedBatch]:
         """Messages with a UID above the cursor (all of them after a UIDVALIDITY change)."""
@@ -142,11 +157,11 @@ class ImapSource:
                 destination = self._destination(done.quarantined)
                 by_destination.setdefault(destination, []).append(done.ref.uid)
         for destination, uids in by_destination.items():
-            with boundary(self.mailbox, f"moving {len(uids)} processed messages"):
-                if destination is None:
+            if destination is None:
+                with boundary(self.mailbox, f"flagging {len(uids)} processed messages \\Seen"):
                     self.client.add_flags(uids, [SEEN], silent=True)
-                else:
-                    self._move(uids, destination)
+            else:
+                self._move(uids, destination)
         # imaplib keeps every untagged EXPUNGE/COPYUID it was sent and nothing reads them
         # back: without this a long session would grow by one per message moved.
         self._untagged().clear()
@@ -158,17 +173,21 @@ class ImapSource:
         return box.processed_folder
 
     def _move(self, uids: list[int], destination: str) -> None:
-        client = self.client
+        client, box = self.client, self.mailbox
+        target = self._wire(destination)
         if b"MOVE" in self._capabilities:
-            client.move(uids, destination)
+            with boundary(box, f"MOVE of {len(uids)} messages to folder '{destination}'"):
+                client.move(uids, target)
             return
-        client.copy(uids, destination)
-        client.add_flags(uids, [DELETED], silent=True)
-        if b"UIDPLUS" in self._capabilities:
-            client.uid_expunge(uids)
-        else:
-            # Without UIDPLUS an EXPUNGE also removes other \Deleted messages of the folder.
-            client.expunge()
+        with boundary(box, f"COPY of {len(uids)} messages to folder '{destination}'"):
+            client.copy(uids, target)
+            client.add_flags(uids, [DELETED], silent=True)
+        with boundary(box, f"EXPUNGE of {len(uids)} moved messages from folder '{box.folder}'"):
+            if b"UIDPLUS" in self._capabilities:
+                client.uid_expunge(uids)
+            else:
+                # Without UIDPLUS an EXPUNGE also removes other \Deleted messages of the folder.
+                client.expunge()
 
     def wait(self, stop: threading.Event) -> None:
         """IDLE until new mail, renewing before the server's limit; else the poll interval."""

@@ -32,6 +32,7 @@ from typing import Self
 
 from ingest.config_reader import Secret
 from ingest.errors import PermanentError
+from tests.servers.dovecot_shapes import DEBIAN_DEFAULT, DovecotShape
 from tests.servers.tls import TestPki, make_test_pki
 
 TEMPLATES = Path(__file__).with_name("dovecot")
@@ -138,7 +139,8 @@ class DovecotServer:
     host = "127.0.0.1"
 
     def __init__(self, trust: TokenTrust, *, app_id: str = DEFAULT_APP_ID,
-                 pki: TestPki | None = None) -> None:
+                 pki: TestPki | None = None, shape: DovecotShape = DEBIAN_DEFAULT) -> None:
+        self.shape = shape
         self._dovecot_bin, self._doveadm_bin = dovecot_binaries()
         self.trust = trust
         self.app_id = app_id
@@ -242,7 +244,7 @@ class DovecotServer:
     # --- mail
     def deliver(self, user: str, raw: bytes, folder: str = "INBOX") -> None:
         """Store one message through Dovecot (``doveadm save``), as an MTA would."""
-        self._doveadm("save", "-u", user, "-m", folder, stdin=raw)
+        self._doveadm("save", "-u", user, "-m", self.shape.wire(folder), stdin=raw)
 
     def deliver_many(self, user: str, messages: Iterable[bytes], folder: str = "INBOX") -> int:
         """Write messages straight into the folder's maildir ``new/`` (fast); returns the count.
@@ -263,12 +265,12 @@ class DovecotServer:
         return written
 
     def create_folder(self, user: str, folder: str) -> None:
-        """Create (and subscribe) a folder; '/' separates levels as on Exchange."""
-        self._doveadm("mailbox", "create", "-s", "-u", user, folder)
+        """Create (and subscribe) a folder; '/' separates levels whatever the shape."""
+        self._doveadm("mailbox", "create", "-s", "-u", user, self.shape.wire(folder))
 
     def delete_folder(self, user: str, folder: str) -> None:
         """Delete a folder and the mail in it."""
-        self._doveadm("mailbox", "delete", "-u", user, folder)
+        self._doveadm("mailbox", "delete", "-u", user, self.shape.wire(folder))
 
     def list_folder(self, user: str, folder: str = "INBOX") -> int:
         """How many messages Dovecot sees in the folder."""
@@ -281,7 +283,8 @@ class DovecotServer:
     def reset_uidvalidity(self, user: str, folder: str = "INBOX") -> int:
         """Give the folder a new UIDVALIDITY (as a server-side rebuild would); returns it."""
         new = self.uidvalidity(user, folder) + 1
-        self._doveadm("mailbox", "update", "--uid-validity", str(new), "-u", user, folder)
+        self._doveadm("mailbox", "update", "--uid-validity", str(new), "-u", user,
+                      self.shape.wire(folder))
         return new
 
     # --- internals
@@ -295,7 +298,8 @@ class DovecotServer:
                   "AUDIENCE": self.trust.audience, "CERT": str(self.pki.cert_pem),
                   "KEY": str(self.pki.key_pem), "UID": str(uid), "GID": str(gid),
                   "IMAP_PORT": str(self.ports.imap), "IMAPS_PORT": str(self.ports.imaps),
-                  "POP3_PORT": str(self.ports.pop3), "POP3S_PORT": str(self.ports.pop3s)}
+                  "POP3_PORT": str(self.ports.pop3), "POP3S_PORT": str(self.ports.pop3s),
+                  "NAMESPACE": self.shape.namespace_block}
         for template in TEMPLATES.iterdir():
             (self.root / template.name).write_text(_render(template.read_text(), values))
         key_file = self.root / "oauth2-keys/default/RS256" / _key_file_name(self.trust.kid)
@@ -338,7 +342,7 @@ class DovecotServer:
         return result.stdout.decode()
 
     def _status(self, user: str, folder: str, item: str) -> int:
-        out = self._doveadm("mailbox", "status", "-u", user, item, folder)
+        out = self._doveadm("mailbox", "status", "-u", user, item, self.shape.wire(folder))
         return int(out.strip().split("=", 1)[1])
 
     def _maildir(self, user: str, folder: str) -> Path:

@@ -5,6 +5,9 @@ issuer, e.g. the test identity provider (``pki=`` shares its certificate authori
 ``dovecot`` is one instance trusting the harness's own signing key
 (``harness_signing_key``), for tests that mint tokens themselves. Every instance and
 proxy is stopped when its test ends, pass or fail.
+
+Both start Dovecot in the folder namespace of ``dovecot_shape``: Debian's packaged default
+unless a test or module runs across the matrix with ``across_shapes``.
 """
 
 from __future__ import annotations
@@ -18,12 +21,17 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.servers.dovecot import DEFAULT_APP_ID, DEFAULT_KID, DovecotServer, TokenTrust
+from tests.servers.dovecot_shapes import DEBIAN_DEFAULT, SHAPES, DovecotShape
 from tests.servers.tcp_proxy import TcpProxy
 from tests.servers.tls import TestPki
 
 HARNESS_TENANT = "00000000-ac4a-4a11-8000-000000000001"
 # Only compared as a string by Dovecot: nothing listens there.
 HARNESS_ISSUER = f"https://127.0.0.1:8443/{HARNESS_TENANT}/v2.0"
+
+# Mark a test or module with this to run it on every Dovecot shape (the interop matrix).
+across_shapes = pytest.mark.parametrize("dovecot_shape", SHAPES, indirect=True,
+                                        ids=[shape.name for shape in SHAPES])
 
 
 @dataclass(frozen=True)
@@ -67,13 +75,21 @@ def harness_signing_key() -> SigningKey:
 
 
 @pytest.fixture
-def dovecot_factory() -> Iterator[DovecotFactory]:
+def dovecot_shape(request: pytest.FixtureRequest) -> DovecotShape:
+    """The folder namespace Dovecot is started with (``across_shapes`` varies it)."""
+    shape: DovecotShape = getattr(request, "param", DEBIAN_DEFAULT)
+    return shape
+
+
+@pytest.fixture
+def dovecot_factory(dovecot_shape: DovecotShape) -> Iterator[DovecotFactory]:
     """Start as many Dovecot instances as a test needs; all are stopped and removed after it."""
     started: list[DovecotServer] = []
 
     def start(*, issuer: str, public_key_pem: bytes, kid: str = DEFAULT_KID,
               app_id: str = DEFAULT_APP_ID, pki: TestPki | None = None) -> DovecotServer:
-        server = DovecotServer(TokenTrust(issuer, public_key_pem, kid), app_id=app_id, pki=pki)
+        server = DovecotServer(TokenTrust(issuer, public_key_pem, kid), app_id=app_id, pki=pki,
+                               shape=dovecot_shape)
         started.append(server)
         return server.start()
 

@@ -17,6 +17,7 @@ from ingest.store.db import read_session
 from ingest.store.models import Checkpoint
 from ingest.timeutil import utcnow
 from tests.servers.dovecot import DovecotServer
+from tests.servers.dovecot_fixtures import across_shapes
 from tests.sources.conftest import FAST_SOURCE, PollerFactory, imap_mailbox, running, wait_for
 from tests.sources.mail import message_count, unrelated
 
@@ -35,6 +36,7 @@ class _WaitCounter(ImapSource):
         super().wait(stop)
 
 
+@across_shapes
 def test_idle_records_a_delivery_within_two_seconds(
         dovecot: DovecotServer, engine: Engine, make_poller: PollerFactory) -> None:
     _WaitCounter.waits = 0

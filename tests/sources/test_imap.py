@@ -22,6 +22,7 @@ from ingest.store.db import read_session
 from ingest.store.models import Checkpoint, Message, Request, RequestStatus
 from ingest.timeutil import utcnow
 from tests.servers.dovecot import DovecotServer
+from tests.servers.dovecot_fixtures import across_shapes
 from tests.sources.conftest import FAST_SOURCE, PollerFactory, imap_mailbox, poll_once
 from tests.sources.mail import SECRET, message_count, reply, request_for, source_keys, unrelated
 
@@ -36,6 +37,7 @@ def _flags(server: DovecotServer, folder: str = "INBOX") -> list[tuple[bytes, ..
         return [data[b"FLAGS"] for data in client.fetch(client.search(), ["FLAGS"]).values()]
 
 
+@across_shapes
 def test_poll_once_records_each_message_then_moves_it(
         dovecot: DovecotServer, engine: Engine, make_poller: PollerFactory) -> None:
     request = request_for(engine)
@@ -105,6 +107,7 @@ def test_fetch_comes_in_batches_in_uid_order(
     assert uids == list(range(1, 24))
 
 
+@across_shapes
 def test_quarantined_messages_go_to_the_quarantine_folder(
         dovecot: DovecotServer, sqlite_engine: Engine, make_poller: PollerFactory) -> None:
     bob = dovecot.users.bob.address
@@ -129,6 +132,7 @@ class _NoMove(ImapSource):
         self._capabilities.discard(b"MOVE")
 
 
+@across_shapes
 def test_without_move_messages_are_copied_flagged_and_expunged(
         dovecot: DovecotServer, sqlite_engine: Engine, make_poller: PollerFactory) -> None:
     bob = dovecot.users.bob.address
@@ -141,6 +145,7 @@ def test_without_move_messages_are_copied_flagged_and_expunged(
     assert (dovecot.list_folder(bob), dovecot.list_folder(bob, "ackmail/processed")) == (0, 3)
 
 
+@across_shapes
 def test_a_new_uidvalidity_rescans_without_recording_twice(
         dovecot: DovecotServer, engine: Engine, make_poller: PollerFactory) -> None:
     bob = dovecot.users.bob.address
