@@ -34,7 +34,7 @@ CASES: list[tuple[tuple[str, ...], dict[str, bytes], dict[str, str]]] = [
     *[(("requests", "list", "--format", value), {}, {}) for value in ("xml", "")],
     *[(("requests", "list", "--status", value), {}, {}) for value in ("done", "")],
     *[(("request", "create", "--kind", "approval", "--ref", "CR-1", "--responder", "a@b.test",
-        "--expires", value), {}, {}) for value in ("99999999d", "x", "", "3y", "-1d")],
+        "--expires", value), {}, {}) for value in ("99999999d", "x", "", "3y", "-1d", "0d", "0s")],
     *[(("request", "create", "--kind", kind, "--ref", "CR-1", "--responder", "a@b.test"), {}, {})
       for kind in ("", "vote")],
     (("request", "create", "--kind", "approval", "--responder", "a@b.test"), {}, {}),
