@@ -253,6 +253,10 @@ def _read_toml(path: Path, require_file: bool) -> dict[str, Any]:
         return {}
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at that place") from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{path}: is not UTF-8 text; save it as UTF-8 (without a byte-order mark)"
+        ) from None
     except OSError as exc:
         raise ConfigError(
             f"{path}: cannot be read ({exc.strerror}); check the path and permissions"

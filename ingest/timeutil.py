@@ -13,6 +13,8 @@ def utcnow() -> datetime:
     """The current time, timezone-aware, in UTC."""
     return datetime.now(UTC)
 
+MAX_DURATION = timedelta(days=36525)
+
 
 def parse_duration(text: str) -> timedelta:
     """Read a duration such as ``90s``, ``15m``, ``24h``, ``3d`` or ``2w``.
@@ -25,7 +27,11 @@ def parse_duration(text: str) -> timedelta:
             f"'{text}' is not a duration; write a number and a unit, e.g. 30m, 24h, 3d"
         )
     number, unit = match.groups()
-    return timedelta(seconds=float(number) * _UNIT_SECONDS[unit.lower()])
+    seconds = float(number) * _UNIT_SECONDS[unit.lower()]
+    # Dates a century away overflow datetime arithmetic and mean a typo anyway.
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"'{text}' is longer than 100 years; write a shorter duration")
+    return timedelta(seconds=seconds)
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -66,6 +66,8 @@ def load_rules(path: Path, registry: ActionRegistry) -> RuleSet:
     except OSError as exc:
         raise ConfigError(f"{path}: the rules file cannot be read ({exc.strerror}); check "
                           "[rules] file in ackmail.toml") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: the rules file is not UTF-8 text; save it as UTF-8") from None
     return parse_rules(text, path, registry)
 
 

@@ -42,7 +42,8 @@ class SourceMap:
             for quotes in _TRIPLE_QUOTES:
                 if line.count(quotes) % 2 and inside_string in (None, quotes):
                     inside_string = None if inside_string else quotes
-        ends = [line - 1 for _, line in starts[1:]] + [len(self.lines)]
+        # A file with no table header at all (empty, comments, top-level keys) has no tables.
+        ends = [line - 1 for _, line in starts[1:]] + [len(self.lines)][: len(starts)]
         return [_Table(name, line, end) for (name, line), end in zip(starts, ends, strict=True)]
 
     def _rule_tables(self, rule: int) -> list[_Table]:

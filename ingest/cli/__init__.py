@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from ingest import __version__
 from ingest.cli.commands import COMMANDS
 from ingest.cli.context import CommandContext
+from ingest.cli.crash import report_crash, silence_closed_pipe
 from ingest.errors import AckmailError
 from ingest.logs import FORMATS, configure_logging
 
@@ -55,5 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ackmail: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return silence_closed_pipe()
+    except Exception as exc:
+        return report_crash(context, exc)
     finally:
         context.close()

@@ -9,6 +9,9 @@ from ingest.cli.output import FORMATS
 from ingest.store.queries import Page
 from ingest.timeutil import as_utc, parse_duration, utcnow
 
+# The largest row count or offset the databases take (a signed 32-bit integer).
+MAX_COUNT = 2**31 - 1
+
 
 def since(text: str) -> datetime:
     """``--since``: a duration back from now (``24h``, ``7d``) or an ISO date/time.
@@ -35,6 +38,8 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    if value > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{value} is too large; the most is {MAX_COUNT}")
     return value
 
 

@@ -1,7 +1,8 @@
 """Alembic from inside ackmail: upgrade, downgrade, and the revision check every command makes.
 
 The same ``migrations/`` folder serves ``ackmail db upgrade`` and plain
-``alembic upgrade head``; both end in ``migrations/env.py``.
+``alembic upgrade head``; both end in ``migrations/env.py``. An installed
+ackmail carries that folder as ``ingest/_migrations`` (see setup.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -19,12 +21,17 @@ from ingest.errors import StoreError
 from ingest.store.db import ping
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+INSTALLED_MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "_migrations"
+MIGRATIONS_DIR = (
+    INSTALLED_MIGRATIONS_DIR if INSTALLED_MIGRATIONS_DIR.is_dir() else PROJECT_ROOT / "migrations"
+)
 
 
 def alembic_config(engine: Engine) -> Config:
     """An Alembic config that runs on ``engine`` (env.py takes it from the attributes)."""
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    ini = PROJECT_ROOT / "alembic.ini"
+    # An installed ackmail has no alembic.ini; the script location below is all it needs.
+    config = Config(str(ini)) if ini.is_file() else Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["engine"] = engine
     return config
@@ -73,7 +80,12 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 def downgrade(engine: Engine, revision: str) -> None:
     """Take the schema back to ``revision`` (``base`` removes everything)."""
     ping(engine)
-    command.downgrade(alembic_config(engine), revision)
+    try:
+        command.downgrade(alembic_config(engine), revision)
+    except CommandError as exc:
+        raise StoreError(
+            f"cannot downgrade to '{revision}' ({exc}); 'ackmail db current' shows the revision"
+        ) from None
 
 
 def require_current(engine: Engine) -> None:

@@ -54,9 +54,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _duration(text: str) -> str:
     try:
-        parse_duration(text)
+        duration = parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    if not duration:
+        raise argparse.ArgumentTypeError(f"'{text}' must be positive, e.g. 3d")
     return text
 
 
