@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import Engine
 
 from ingest.auth import TokenProviders
+from ingest.sources.base import SourceContext
 from ingest.sources.connect import ServerRefused
 from ingest.sources.imap import ImapSource
 from ingest.sources.imap_folders import FolderNameInvalid, Namespace, wire_name, wire_names
-from ingest.sources.source import SourceContext
 from tests.servers.dovecot import DovecotServer
 from tests.servers.dovecot_fixtures import across_shapes
 from tests.sources.conftest import FAST_SOURCE, PollerFactory, imap_mailbox, poll_once
