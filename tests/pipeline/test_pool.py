@@ -27,6 +27,9 @@ def pool() -> Iterator[PreparePool]:
         yield started
 
 
+WAIT = 10.0  # seconds
+
+
 def test_a_pool_prepares_a_batch_in_order_as_in_process(pool: PreparePool) -> None:
     prepared = pool.prepare(BATCH)
     assert prepared == InProcessPreparer(CONFIG).prepare(BATCH)
@@ -44,8 +47,15 @@ def test_a_parsing_process_that_dies_costs_no_message(
         pool: PreparePool, caplog: pytest.LogCaptureFixture) -> None:
     pool.prepare(BATCH)  # the processes are running
     assert pool._executor is not None
-    victim = next(iter(pool._executor._processes))  # a real process, really killed
+    executor = pool._executor
+    victim, process = next(iter(executor._processes.items()))  # a real process, really killed
     os.kill(victim, signal.SIGKILL)
+    process.join(WAIT)
+    # The executor notices the death on its own thread; on a loaded machine the next batch
+    # could otherwise finish on the surviving process before it has.
+    deadline = time.monotonic() + WAIT
+    while not executor._broken and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert [p.parsed.message_id for p in pool.prepare(BATCH)] == [
         p.parsed.message_id for p in InProcessPreparer(CONFIG).prepare(BATCH)]
     assert "a parsing process ended unexpectedly" in caplog.text
