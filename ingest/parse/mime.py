@@ -4,10 +4,8 @@ Speed and safety decide the shape of this module:
 - Structure and bodies come from the cheap ``compat32`` parser (~10x faster than
   ``policy.default`` here); the strict modern header classes are used only where
   strictness pays: encoded-word headers (html_text.py), the From check (sender.py).
-- ``ParseLimits`` are checked before the expensive work: size and the top header
-  count before parsing, and a scan of the declared MIME boundaries estimates part
-  count and nesting depth, because the standard parser's cost grows with lines x
-  depth and it recurses once per level. The parsed tree is then checked exactly.
+- ``ParseLimits`` are checked before the expensive work (``limits``), then on the
+  parsed tree exactly.
 - The parser compiles a regex for every multipart boundary it meets (~250 us, more
   than the rest of a reply's parse); boundaries are random, so ``re``'s cache never
   hits. The top-level boundary is renamed to a fixed token before parsing (and the
@@ -29,22 +27,26 @@ from email.utils import getaddresses, parsedate_to_datetime
 from functools import lru_cache
 
 from ingest.parse.base import ParseLimits
-from ingest.parse.html_text import child_parts, decode_header_text, header_str, read_body
+from ingest.parse.headers import HeaderView
+from ingest.parse.html_text import child_parts, header_str, read_body
+from ingest.parse.limits import (
+    BOUNDARY_PARAM,
+    HEADER_START,
+    depth_problem,
+    envelope_problem,
+    parts_problem,
+    structure_estimate_problem,
+)
 from ingest.timeutil import as_utc
 
 _PARSER = BytesParser(policy=policy.compat32)
 _HEADER_PARSER = BytesHeaderParser(policy=policy.compat32)
 _DEFAULT_LIMITS = ParseLimits()
 
-_HEADER_START = re.compile(rb"(?:From [^\n]*\n)?[\x21-\x39\x3b-\x7e]+[ \t]*:")
 _HEADER_LINE = re.compile(rb"^[^ \t\r\n]", re.MULTILINE)
 # The lines the parser takes as headers (email.feedparser's headerRE); the body starts at
 # the next line, which is blank or not (a header block may end without the blank line).
 _HEADER_BLOCK = re.compile(rb"(?:(?:From |[\x21-\x39\x3b-\x7e]*:|[ \t])[^\n]*(?:\n|\Z))*")
-_BOUNDARY_PARAM = re.compile(
-    rb'boundary\s*=\s*(?:"([^"\\\r\n]{1,200})"(?=[\s;]|$)|([^\s;"\\]{1,200})(?=[\s;]|$))', re.I)
-# Every boundary parameter, also those the scan cannot read (RFC 2231, escapes, over-long).
-_ANY_BOUNDARY_PARAM = re.compile(rb"boundary\s*[*=]", re.I)
 _CONTENT_TYPE_HEADER = re.compile(
     rb"^content-type:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.IGNORECASE | re.MULTILINE)
 _DASH_LINE = re.compile(rb"^--[^\r\n]*", re.MULTILINE)
@@ -57,57 +59,6 @@ _DISPOSITION = frozenset(
     {"message/disposition-notification", "message/global-disposition-notification"})
 # Parts whose children the parser makes from field blocks, not MIME parts.
 _REPORT_BLOCKS = _DELIVERY_STATUS | _DISPOSITION
-
-
-@dataclass(frozen=True)
-class HeaderView:
-    """The top-level headers in order; values unfolded, encoded words kept in ``raw``."""
-
-    items: tuple[tuple[str, str], ...] = ()
-    _index: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)
-
-    @classmethod
-    def of(cls, items: tuple[tuple[str, str], ...]) -> HeaderView:
-        """Build the view with a case-insensitive index."""
-        index: dict[str, list[str]] = {}
-        for name, value in items:
-            index.setdefault(name.lower(), []).append(value)
-        return cls(items, {name: tuple(values) for name, values in index.items()})
-
-    def raw_all(self, name: str) -> tuple[str, ...]:
-        """Every value of header ``name``, unfolded but not RFC 2047-decoded."""
-        return self._index.get(name.lower(), ())
-
-    def raw(self, name: str) -> str | None:
-        """The first value of header ``name`` as sent (unfolded), or None."""
-        values = self.raw_all(name)
-        return values[0] if values else None
-
-    def get_all(self, name: str) -> tuple[str, ...]:
-        """Every value of header ``name``, decoded and whitespace-folded."""
-        return tuple(decode_header_text(value) for value in self.raw_all(name))
-
-    def get(self, name: str) -> str | None:
-        """The first value of header ``name``, decoded and whitespace-folded, or None."""
-        value = self.raw(name)
-        return None if value is None else decode_header_text(value)
-
-    def count(self, name: str) -> int:
-        """How many times header ``name`` appears."""
-        return len(self.raw_all(name))
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._index
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def as_dict(self) -> dict[str, str]:
-        """First decoded value of each header, keyed by its name as first sent."""
-        result: dict[str, str] = {}
-        for name, value in self.items:
-            result.setdefault(name, decode_header_text(value))
-        return result
 
 
 @dataclass(frozen=True)
@@ -156,10 +107,10 @@ def read_message(raw: bytes, limits: ParseLimits = _DEFAULT_LIMITS) -> DecodedMe
 def _read(raw: bytes, limits: ParseLimits) -> DecodedMessage:
     header_end = _header_end(raw)
     header_count = len(_HEADER_LINE.findall(raw, 0, header_end))
-    problem = (_envelope_problem(raw, header_count, limits)
-               or _structure_estimate_problem(raw, limits))
+    problem = (envelope_problem(raw, header_count, limits)
+               or structure_estimate_problem(raw, limits))
     if problem is not None:
-        readable = (_HEADER_START.match(raw) is not None and header_end <= limits.max_bytes
+        readable = (HEADER_START.match(raw) is not None and header_end <= limits.max_bytes
                     and header_count <= limits.max_headers)
         items = _header_items(_HEADER_PARSER.parsebytes(raw[:header_end])) if readable else ()
         return _problem_message(raw, problem, HeaderView.of(items))
@@ -245,7 +196,7 @@ def _rename_top_boundary(raw: bytes, header_end: int) -> tuple[bytes, str | None
     """
     header = _CONTENT_TYPE_HEADER.search(raw, 0, header_end)
     media_type = header.group(1).split(b";")[0].strip().lower() if header else b""
-    param = _BOUNDARY_PARAM.search(header.group(1)) if header else None
+    param = BOUNDARY_PARAM.search(header.group(1)) if header else None
     canonical = _CANONICAL_BOUNDARY.encode()
     if (header is None or param is None or not media_type.startswith(b"multipart/")
             or canonical in raw or raw.count(b"\r") != raw.count(b"\r\n")):
@@ -277,83 +228,6 @@ def _header_end(raw: bytes) -> int:
     return end + len(blank)
 
 
-def _envelope_problem(raw: bytes, header_count: int, limits: ParseLimits) -> str | None:
-    """Checks that need no parsing: emptiness, size, a header start, the header count."""
-    if not raw or raw.isspace():
-        return "message is empty; there is nothing to read"
-    if len(raw) > limits.max_bytes:
-        return (f"message is {len(raw):,} bytes, over the {limits.max_bytes:,}-byte limit "
-                "(raise [limits] max_bytes to accept it)")
-    if not _HEADER_START.match(raw):
-        return (f"bytes do not start with a mail header (they begin {raw[:16]!r}); "
-                "this is not an email message")
-    if header_count > limits.max_headers:
-        return (f"message has {header_count:,} header lines, over the "
-                f"{limits.max_headers:,}-header limit (raise [limits] max_headers to accept it)")
-    return None
-
-
-def _parts_problem(limits: ParseLimits) -> str:
-    return (f"message has more than {limits.max_parts:,} MIME parts "
-            "(raise [limits] max_parts to accept it)")
-
-
-def _depth_problem(limits: ParseLimits) -> str:
-    return (f"message nests MIME parts more than {limits.max_depth} levels deep "
-            "(raise [limits] max_depth to accept it)")
-
-
-def _structure_estimate_problem(raw: bytes, limits: ParseLimits) -> str | None:
-    """Refuse floods of parts, nesting or parse work before the parser meets them."""
-    if raw.count(b"\r") != raw.count(b"\r\n"):  # the parser ends lines at lone CRs too
-        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    # Every part and every level of nesting needs a line starting "--": with few of
-    # them, and a modest line count, nothing can go wrong and the boundary scan is spared.
-    lines, dash_lines = raw.count(b"\n"), raw.count(b"\n--")
-    budget = limits.max_bytes // 4
-    if dash_lines < min(limits.max_parts, limits.max_depth) and lines * (3 + dash_lines) <= budget:
-        return None
-    problem, depth = _boundary_scan(raw, limits)
-    unread = len(_ANY_BOUNDARY_PARAM.findall(raw)) > len(_BOUNDARY_PARAM.findall(raw))
-    if unread:  # boundaries the scan cannot read: every "--" line may open a level
-        depth = max(depth, dash_lines)
-    # The parser tests every line against each enclosing boundary, so its work grows
-    # with lines x depth (~1 s at this budget); no real message comes near it.
-    if problem is None and lines * (3 + depth) > budget:
-        nesting = f" nested {'up to ' if unread else ''}{depth} levels deep" if depth else ""
-        return (f"message has {lines:,} lines{nesting}, more parsing work than the "
-                f"{limits.max_bytes:,}-byte limit allows (raise [limits] max_bytes to accept it)")
-    return problem
-
-
-def _boundary_scan(raw: bytes, limits: ParseLimits) -> tuple[str | None, int]:
-    """Count parts and nesting from the declared boundaries' delimiter lines."""
-    boundaries: set[bytes] = set()
-    for match in _BOUNDARY_PARAM.finditer(raw):
-        boundaries.add((match.group(1) or match.group(2)).rstrip())
-        if len(boundaries) > limits.max_parts:
-            return _parts_problem(limits), 0
-    if not boundaries:
-        return None, 0
-    alternatives = b"|".join(re.escape(b) for b in sorted(boundaries, key=len, reverse=True))
-    delimiter = re.compile(rb"^--(" + alternatives + rb")(--)?[ \t]*\r?$", re.MULTILINE)
-    open_parts = deepest = 0
-    stack: list[bytes] = []
-    for match in delimiter.finditer(raw):
-        boundary, closing = match.group(1), match.group(2) is not None
-        if boundary in stack:
-            del stack[stack.index(boundary) + (0 if closing else 1):]
-        elif not closing:
-            stack.append(boundary)
-        open_parts += not closing
-        deepest = max(deepest, len(stack))
-        if open_parts >= limits.max_parts:
-            return _parts_problem(limits), deepest
-        if deepest > limits.max_depth:
-            return _depth_problem(limits), deepest
-    return None, deepest
-
-
 def _survey(root: Message, limits: ParseLimits) -> tuple[MimeSummary, list[str], str | None]:
     """Walk the parsed tree once (iteratively): exact limits, report parts, defects."""
     defects: list[str] = []
@@ -365,9 +239,9 @@ def _survey(root: Message, limits: ParseLimits) -> tuple[MimeSummary, list[str],
         part, depth, encapsulated = stack.pop()
         count, deepest = count + 1, max(deepest, depth)
         if count > limits.max_parts:
-            return MimeSummary(), defects, _parts_problem(limits)
+            return MimeSummary(), defects, parts_problem(limits)
         if depth > limits.max_depth:
-            return MimeSummary(), defects, _depth_problem(limits)
+            return MimeSummary(), defects, depth_problem(limits)
         if len(part) > limits.max_headers:
             return MimeSummary(), defects, (
                 f"a MIME part has {len(part):,} headers, over the {limits.max_headers:,}-header "
