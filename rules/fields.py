@@ -12,17 +12,13 @@ from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
 from typing import Any
 
-# Fields of each payload section, as ingest.store.events writes them.
+from ingest.store.events import MessagePayload, RequestPayload, ResponsePayload
+
+# Fields of each payload section: the typed contract ingest.store.events writes.
 SECTIONS: Mapping[str, tuple[str, ...]] = {
-    "request": (
-        "id", "kind", "ref", "subject", "status", "policy",
-        "created_at", "expires_at", "decided_at",
-    ),
-    "response": (
-        "id", "address", "intent", "reply_text", "counted", "decisive", "reason",
-        "sender_verified",
-    ),
-    "message": ("id", "mailbox", "message_id", "sender", "subject", "kind", "status", "reason"),
+    "request": tuple(RequestPayload.__annotations__),
+    "response": tuple(ResponsePayload.__annotations__),
+    "message": tuple(MessagePayload.__annotations__),
 }
 # Top-level fields of the authentication events (auth.failed, auth.expiring).
 AUTH_FIELDS = ("mailbox", "cause", "fix", "command")

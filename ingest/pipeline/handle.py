@@ -7,8 +7,9 @@ and the recorder that writes rows in bulk — a few queries per batch, not per m
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -105,7 +106,7 @@ class BatchRun:
 
 
 class _Job:
-    """One message: the steps of the pipeline, each a method."""
+    """One message through the steps of ``STEPS``; each step is a method."""
 
     def __init__(self, batch: BatchRun, arrival: Arrival, digest: str,
                  note: str | None = None) -> None:
@@ -115,25 +116,52 @@ class _Job:
 
     def run(self, parsed: ParsedMessage, candidates: Sequence[TokenCandidate],
             known: Mapping[str, Recipient]) -> Handled:
-        self.parsed = parsed
-        existing = self.batch.recorded.find(self.arrival.source, self.digest, parsed.message_id)
-        if existing is not None:
-            return self.duplicate(existing)
-        if parsed.problem:
-            return self.quarantined(parsed.problem, parsed, [parsed.problem, *parsed.defects])
-        found = match(candidates, known, self.config.token_secret)
-        evidence = [*self.notes, *parsed.evidence, *found.reasons]
-        if parsed.kind in IGNORED_KINDS:
-            first = parsed.reasons[0] if parsed.reasons else parsed.kind.value
-            return self.ignored(
-                f"{IGNORED_KINDS[parsed.kind]} ({first}); not a decision",
-                parsed,
-                evidence,
-                found.request,
-            )
-        if found.request is None:
-            return self.unmatched(parsed, found, evidence)
-        return self.respond(parsed, found, found.request, evidence)
+        """The steps of ``STEPS`` in order; the first that returns a result ends the run."""
+        self.parsed = self.reading = parsed
+        self.candidates, self.known = candidates, known
+        for _name, step in STEPS:
+            handled = step(self)
+            if handled is not None:
+                return handled
+        raise AssertionError("the last step handles every message that reaches it")
+
+    @cached_property
+    def found(self) -> Correlation:
+        """The request the message answers, looked up once, when a step first asks."""
+        return match(self.candidates, self.known, self.config.token_secret)
+
+    @property
+    def evidence(self) -> list[str]:
+        return [*self.notes, *self.reading.evidence, *self.found.reasons]
+
+    def if_duplicate(self) -> Handled | None:
+        existing = self.batch.recorded.find(self.arrival.source, self.digest,
+                                            self.reading.message_id)
+        return None if existing is None else self.duplicate(existing)
+
+    def if_unreadable(self) -> Handled | None:
+        problem = self.reading.problem
+        if not problem:
+            return None
+        return self.quarantined(problem, self.reading, [problem, *self.reading.defects])
+
+    def if_machine_mail(self) -> Handled | None:
+        parsed = self.reading
+        if parsed.kind not in IGNORED_KINDS:
+            return None
+        first = parsed.reasons[0] if parsed.reasons else parsed.kind.value
+        return self.ignored(f"{IGNORED_KINDS[parsed.kind]} ({first}); not a decision",
+                            parsed, self.evidence, self.found.request)
+
+    def if_unmatched(self) -> Handled | None:
+        if self.found.request is not None:
+            return None
+        return self.unmatched(self.reading, self.found, self.evidence)
+
+    def as_answer(self) -> Handled:
+        request = self.found.request
+        assert request is not None  # if_unmatched took every message without one
+        return self.respond(self.reading, self.found, request, self.evidence)
 
     def duplicate(self, existing: Recorded) -> Handled:
         if existing.id is None:  # recorded earlier in this very batch
@@ -223,3 +251,22 @@ class _Job:
         result = Processed(MessageStatus.PROCESSED, decision.reason, None, request.id,
                            parsed.intent, decision.decisive)
         return Handled(result, parsed, message)
+
+
+Step = Callable[[_Job], "Handled | None"]
+
+# One message's chain, in order (as Mailman routes by a table): the first step that
+# returns a result records the message and ends its run.
+STEPS: tuple[tuple[str, Step], ...] = (
+    # Recorded before (its source identity, or its bytes and Message-ID): nothing is written,
+    # and the server files it as its first record says.
+    ("duplicate", _Job.if_duplicate),
+    # Not readable within the limits (size, parts, nesting, not mail): quarantined, reason kept.
+    ("unreadable", _Job.if_unreadable),
+    # An automatic reply, a bounce or a receipt: recorded and ignored, never a decision.
+    ("machine mail", _Job.if_machine_mail),
+    # No token that exists and verifies: recorded (an event for ops), or old mail left alone.
+    ("unmatched", _Job.if_unmatched),
+    # A person's answer to a request: decided (ingest.decide) and recorded with its response.
+    ("answer", _Job.as_answer),
+)

@@ -4,13 +4,17 @@ new state, and the pruning of kept bytes (``ingest.store.recorder`` writes a bat
 Everything here runs inside the caller's transaction; nothing commits on its own.
 Events are the outbox the rules engine reads, so they are written beside the
 rows they describe, never after.
+
+The payload is the contract with the rules and with every webhook receiver:
+``EventPayload`` and its sections below, versioned by ``PAYLOAD_VERSION``, with a
+JSON schema made from them (``ingest.store.event_schema``) that README prints.
 """
 
 from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, Required, TypedDict
 
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
@@ -18,6 +22,67 @@ from sqlalchemy.orm import Session
 from ingest.parse.base import Intent, MessageKind
 from ingest.store.models import Event, MessageStatus, RawMessage, Request
 from ingest.timeutil import isoformat_z
+
+# Raised when a field changes meaning or goes away; a new field keeps the version.
+# Payloads stored before the version was written have none: they are version 1.
+PAYLOAD_VERSION = 1
+
+
+class RequestPayload(TypedDict):
+    """The request an event is about, as it was when the event was written."""
+
+    id: int | None
+    kind: str
+    ref: str
+    subject: str | None
+    status: str
+    policy: str
+    created_at: str | None
+    expires_at: str | None
+    decided_at: str | None
+
+
+class ResponsePayload(TypedDict):
+    """A recorded answer: who, what they said, and whether it counted and decided."""
+
+    id: int | None
+    address: str
+    intent: str
+    reply_text: str
+    counted: bool
+    decisive: bool
+    reason: str
+    sender_verified: bool | None
+
+
+class MessagePayload(TypedDict):
+    """The message an event is about, and what became of it."""
+
+    id: int | None
+    mailbox: str
+    message_id: str | None
+    sender: str | None
+    subject: str | None
+    kind: str | None
+    status: str
+    reason: str
+
+
+class EventPayload(TypedDict, total=False):
+    """What rules match and webhooks receive; which sections an event type carries is
+    ``rules.fields.EVENTS``. The mailbox, cause, fix, command and warnings fields belong
+    to the sign-in events (``auth.failed``, ``auth.expiring``)."""
+
+    version: int
+    event: Required[str]
+    request: RequestPayload
+    response: ResponsePayload
+    message: MessagePayload
+    mailbox: str
+    cause: str
+    fix: str
+    command: str | None
+    warnings: list[str]
 
 
 def content_hash(raw: bytes) -> str:
@@ -96,13 +161,14 @@ def event_values(
     request: Request | None = None,
     response: ResponseFacts | None = None,
     detail: dict[str, Any] | None = None,
-    request_state: dict[str, Any] | None = None,
+    request_state: RequestPayload | None = None,
 ) -> dict[str, Any]:
     """An ``events`` row: the ids it names, and a payload that needs no other row.
 
     ``request_state`` is ``request_payload(request)`` taken earlier, when the row is
     written after the request changed again."""
-    payload: dict[str, Any] = {"event": event_type, **(detail or {})}
+    payload: EventPayload = {"version": PAYLOAD_VERSION, "event": event_type,
+                             **(detail or {})}  # type: ignore[typeddict-item]
     if request is not None:
         payload["request"] = request_state if request_state is not None else \
             request_payload(request)
@@ -138,7 +204,7 @@ def event_values(
     }
 
 
-def request_payload(request: Request) -> dict[str, Any]:
+def request_payload(request: Request) -> RequestPayload:
     """The request as rules and webhooks see it."""
     return {
         "id": request.id,

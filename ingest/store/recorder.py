@@ -23,7 +23,7 @@ from ingest.parse.base import Intent, MessageKind, ParsedMessage
 from ingest.sources.base import SourceRef
 from ingest.store.bulk import BulkTable, BulkWrite
 from ingest.store.db import one_of
-from ingest.store.events import clip, event_values, request_payload
+from ingest.store.events import RequestPayload, clip, event_values, request_payload
 from ingest.store.models import (
     Base,
     Event,
@@ -170,7 +170,7 @@ class _EventDraft:
     request: Request | None
     response: ResponseRow | None
     # The request as this message left it: a later reply in the batch may change it.
-    request_state: dict[str, Any] | None
+    request_state: RequestPayload | None
 
 
 class Recorder:
