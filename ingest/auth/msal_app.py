@@ -24,7 +24,7 @@ from ingest.auth.cache import CacheContents, CacheMetadata, FileStamp, TokenCach
 from ingest.auth.diagnose import authority_error, transport_error
 from ingest.auth.errors import ReauthRequired, TokenCacheError
 from ingest.config import LOOPBACK_HOSTS, OAuthConfig
-from ingest.config.reader import Secret
+from ingest.config_reader import Secret
 from ingest.errors import ConfigError
 from ingest.timeutil import utcnow
 

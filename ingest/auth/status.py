@@ -14,7 +14,7 @@ from ingest.auth.cache import CacheContents, CacheMetadata, TokenCacheFile
 from ingest.auth.errors import TokenCacheError
 from ingest.auth.tokens import cache_path
 from ingest.config import MailboxConfig, SmtpConfig
-from ingest.config.reader import Secret
+from ingest.config_reader import Secret
 from ingest.timeutil import utcnow
 
 SECRET_WARNING_DAYS = 30

@@ -10,7 +10,7 @@ import pytest
 
 from ingest.auth import TokenProviders
 from ingest.config import OAuthConfig
-from ingest.config.reader import Secret
+from ingest.config_reader import Secret
 from ingest.errors import PermanentError, TransientError
 from ingest.outgoing.smtp import NOTIFICATION_HEADERS, Mailer, build_message
 from tests.servers.idp import IdentityProvider
