@@ -47,21 +47,23 @@ def _bodies(text: str, kind: str, lang: dict[str, object]) -> dict[str, str]:
     }
 
 
-def _message(body: str, number: int) -> bytes:
+def _message(body: str, number: int, html: bool = False) -> bytes:
     return (
         "From: Anna Berg <anna@example.test>\r\nTo: approvals@example.test\r\n"
         f"Subject: RE: Request [R7K2-9QXM]\r\nMessage-ID: <dev{number}@mail.example.test>\r\n"
         "In-Reply-To: <ackmail.R7K2-9QXM.5f3a9c21@approvals.example.test>\r\n"
         "Date: Mon, 7 Dec 2026 09:20:00 +0000\r\nMIME-Version: 1.0\r\n"
-        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        f"Content-Type: text/{'html' if html else 'plain'}; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\n"
         + body.replace("\n", "\r\n")
     ).encode("utf-8")
 
 
 def load_dev_corpus() -> list[DevCase]:
-    """Every reply of replies.toml under each client's quote shape."""
+    """Every reply of replies.toml under each client's quote shape, then its whole bodies."""
     with (DEV / "replies.toml").open("rb") as handle:
-        languages = tomllib.load(handle)["lang"]
+        data = tomllib.load(handle)
+    languages = data["lang"]
     cases: list[DevCase] = []
     for lang in languages:
         for reply in lang["replies"]:
@@ -69,6 +71,10 @@ def load_dev_corpus() -> list[DevCase]:
                 raw = _message(body, len(cases))
                 cases.append(DevCase(source, lang["code"], reply["kind"], raw, reply["text"],
                                      Intent(reply["intent"])))
+    for case in data["case"]:
+        raw = _message(case["body"], len(cases), case.get("html", False))
+        cases.append(DevCase(case["source"], case["language"], case["kind"], raw,
+                             case["reply_text"], Intent(case["intent"])))
     return cases
 
 
