@@ -34,6 +34,7 @@ from ingest.parse.short_answer import (
     instruction_after,
     reconsider,
     short_words,
+    unfolded,
 )
 from ingest.parse.vocabulary import CompiledWords, Vocabulary, default_vocabulary, fold
 
@@ -101,6 +102,7 @@ def classify_intent(
         reasons.append(summary)
     notes = (n for n in map(_note, reasons) if n) if intent is not Intent.UNKNOWN else iter(())
     note = next(notes, None)
+    note = unfolded(reply_text[:MAX_CHARS], note) if note else None
     return IntentResult(intent, spoken or _language(evidence, intent), tuple(reasons), note)
 
 

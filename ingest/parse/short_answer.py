@@ -104,6 +104,22 @@ def instruction_after(
     return line[restriction.end() : end].strip(_PUNCTUATION) or None
 
 
+def unfolded(text: str, folded_part: str) -> str:
+    """The stretch of ``text`` that folds to ``folded_part``, as written (a note keeps the
+    writer's case and accents); ``folded_part`` itself when no stretch does."""
+    starts: list[int] = []  # folded offset -> index in text
+    pieces: list[str] = []
+    for index, char in enumerate(text):
+        piece = fold(char)
+        starts += [index] * len(piece)
+        pieces.append(piece)
+    at = "".join(pieces).find(folded_part)
+    if at < 0 or not folded_part:
+        return folded_part
+    end = at + len(folded_part)
+    return text[starts[at] : starts[end] if end < len(starts) else len(text)]
+
+
 def reconsider(
     intent: Intent,
     summary: str | None,

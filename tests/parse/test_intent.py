@@ -183,7 +183,8 @@ def test_affirmatives_switched_off_leave_keywords_and_negatives() -> None:
     ("text", "note"),
     [
         ("Approved, but please notify on-call first.", "please notify on-call first"),
-        ("Genehmigt, aber bitte Ops informieren", "bitte ops informieren"),
+        ("Genehmigt, aber bitte Ops informieren", "bitte Ops informieren"),
+        ("Approuvé, mais merci de prévenir Élodie.", "merci de prévenir Élodie"),
         ("Approved, go ahead.", None),
         ("Approved, but please wait until Monday", None),
     ],
