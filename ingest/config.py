@@ -138,6 +138,8 @@ class Settings:
     smtp: SmtpConfig | None = None
     rules_file: Path | None = None
     intents_file: Path | None = None
+    # A short "yes" ("OK", "Ja", 👍) as the whole first clause counts as an answer.
+    intents_affirmatives: bool = True
     limits: ParseLimits = field(default_factory=ParseLimits)
     state_dir: Path = Path(".ackmail")
     keep_raw: str = "30d"
@@ -177,7 +179,7 @@ def load_settings(path: Path, *, require_file: bool = True) -> Settings:
         mailboxes=_mailboxes(root),
         smtp=_smtp(root.section("smtp"), required=False),
         rules_file=_single_path(root.section("rules"), "file"),
-        intents_file=_single_path(root.section("intents"), "file"),
+        **_intents(root.section("intents")),
         limits=_limits(root.section("limits")),
         serve=_serve(root.section("serve")),
         **_service(root.section("service"), path),
@@ -190,6 +192,15 @@ def _single_path(section: Section, key: str) -> Path | None:
     value: Path | None = section.file_path(key, default=None)
     section.finish()
     return value
+
+
+def _intents(section: Section) -> dict[str, Any]:
+    values = {
+        "intents_file": section.file_path("file", default=None),
+        "intents_affirmatives": section.flag("affirmatives", default=True),
+    }
+    section.finish()
+    return values
 
 
 def _limits(section: Section) -> ParseLimits:

@@ -23,6 +23,14 @@ DECIDING_INTENTS = {
     },
     RequestKind.ALERT: {Intent.ACKNOWLEDGE: RequestStatus.ACKNOWLEDGED},
 }
+# A short "yes" with no decision word says whatever the request asked for.
+AFFIRMED = {RequestKind.APPROVAL: Intent.APPROVE, RequestKind.ALERT: Intent.ACKNOWLEDGE}
+
+
+def answered_intent(kind: RequestKind, intent: Intent) -> Intent:
+    """``intent`` as the answer to a request of ``kind``: ``affirm`` becomes what the
+    request asks for, so a stored response always holds a decision or ``unknown``."""
+    return AFFIRMED[kind] if intent is Intent.AFFIRM else intent
 
 
 @dataclass(frozen=True)

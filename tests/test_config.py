@@ -11,7 +11,9 @@ import pytest
 
 from ingest.config import load_settings
 from ingest.errors import ConfigError
+from ingest.parse.base import Intent
 from ingest.parse.exchange import ExchangeTrust
+from ingest.parse.intent import classify_intent
 from ingest.pipeline import parse_options
 
 FULL = """
@@ -218,6 +220,19 @@ def test_limits_reach_the_parser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert settings.limits.max_parts == 5
     with pytest.raises(ConfigError, match="key 'max_depth' must be between 1 and 1000"):
         load_settings(write(tmp_path, "[limits]\nmax_depth = 0\n"))
+
+
+def test_intents_affirmatives_switch_reaches_the_parser(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ACKMAIL_DATABASE_URL", raising=False)
+    default = parse_options(load_settings(write(tmp_path, "")))
+    assert classify_intent("Yes", vocabulary=default.vocabulary).intent is Intent.AFFIRM
+    settings = load_settings(write(tmp_path, "[intents]\naffirmatives = false\n"))
+    off = parse_options(settings).vocabulary
+    assert classify_intent("Yes", vocabulary=off).intent is Intent.UNKNOWN
+    assert classify_intent("Approved", vocabulary=off).intent is Intent.APPROVE
+    with pytest.raises(ConfigError, match=r"\[intents\] key 'affirmatives' must be"):
+        load_settings(write(tmp_path, "[intents]\naffirmatives = 'no'\n"))
 
 
 def test_exchange_online_trust_reaches_the_parser(

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from ingest.decide import Policy, Vote, decide
+from ingest.decide import Policy, Vote, answered_intent, decide
 from ingest.errors import UserError
 from ingest.parse.base import Intent, SenderInfo
 from ingest.store.models import Recipient, Request, RequestKind, RequestStatus, Response
@@ -158,3 +158,27 @@ def test_policy_parse(text: str, responders: int, required: int) -> None:
 def test_policy_parse_refuses_nonsense(text: str) -> None:
     with pytest.raises(UserError, match="use any, all, or a number from 1 to 3"):
         Policy.parse(text, 3)
+
+
+@pytest.mark.parametrize(
+    ("kind", "intent", "status"),
+    [
+        (RequestKind.APPROVAL, Intent.APPROVE, RequestStatus.APPROVED),
+        (RequestKind.ALERT, Intent.ACKNOWLEDGE, RequestStatus.ACKNOWLEDGED),
+    ],
+)
+def test_a_short_affirmative_answers_what_the_request_asks(
+    kind: RequestKind, intent: Intent, status: RequestStatus
+) -> None:
+    request = make_request(kind)
+    assert answered_intent(kind, Intent.AFFIRM) is intent
+    decision = decide(request, vote(request, ALICE, answered_intent(kind, Intent.AFFIRM)), [])
+    assert decision.new_status is status
+
+
+def test_only_affirm_is_mapped_per_kind() -> None:
+    for intent in (Intent.APPROVE, Intent.REJECT, Intent.ACKNOWLEDGE, Intent.UNKNOWN):
+        assert answered_intent(RequestKind.ALERT, intent) is intent
+    assert "does not answer" in decide(
+        make_request(), vote(make_request(), ALICE, Intent.AFFIRM), []
+    ).reason

@@ -27,6 +27,8 @@ class Intent(enum.StrEnum):
     APPROVE = "approve"
     REJECT = "reject"
     ACKNOWLEDGE = "acknowledge"
+    # A short "yes" with no decision word: the decide hop maps it per request kind.
+    AFFIRM = "affirm"
     UNKNOWN = "unknown"
 
 
@@ -71,6 +73,8 @@ class IntentResult:
     intent: Intent
     language: str | None = None
     reasons: tuple[str, ...] = ()
+    # An instruction written after the decision ("..., but please notify X").
+    note: str | None = None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,11 @@ markup, Outlook's conditional comments). html2text was measured and not used: it
 emits Markdown, escaping the sender's words ("1\\.", "\\-", doubled backslashes,
 "**"), and it was slower on the same reply bodies. Quoted history keeps a "> " prefix
 per ``<blockquote>`` level so the reply-text layer cuts it like a plain-text quote.
+The containers mail clients wrap quoted history in (Gmail's ``gmail_quote``, Yahoo's
+``yahoo_quoted``, Thunderbird's ``moz-cite-prefix``, Apple Mail's ``AppleMailQuote``)
+quote one level like a blockquote. Outlook puts the original message after its header
+block rather than inside it, so its markers (``divRplyFwdMsg``, the ``border-top``
+separator div) quote everything from there to the end.
 """
 
 from __future__ import annotations
@@ -55,8 +60,19 @@ _CELL_TAGS = frozenset({"td", "th"})
 # Outlook's plain-text rendering of the <hr> above a quoted reply header; emitting the
 # same line lets one reply-header rule serve HTML and plain-text mail.
 _RULE_LINE = "_" * 32
+# Classes of the elements clients wrap quoted history in (with its attribution line).
+_QUOTE_CLASSES = frozenset({
+    "gmail_quote", "gmail_quote_container", "yahoo_quoted", "moz-cite-prefix",
+    "applemailquote", "protonmail_quote", "zmail_extra",
+})
+# Ids of the elements that open Outlook's quoted history, which runs to the end.
+_HISTORY_IDS = frozenset({"divrplyfwdmsg", "mail-editor-reference-message-container"})
+# Outlook desktop's separator: a div with only a top border, holding the From/Sent block.
+_OUTLOOK_SEPARATOR = re.compile(r"border\s*:\s*none.*border-top\s*:\s*solid", re.DOTALL)
 # Deeper quoting still shows this many marks: hostile nesting must not multiply memory.
 _MAX_QUOTE_MARKS = 20
+# Open <div>s tracked for their end tags; deeper ones cannot be quote containers.
+_MAX_DIVS = 1000
 _SPACES = re.compile(r"\s+")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
@@ -206,6 +222,8 @@ class _TextCollector(HTMLParser):
         self._hidden = 0
         self._quote = 0
         self._pre = 0
+        self._history = False  # inside Outlook's quoted history, which runs to the end
+        self._divs: list[bool] = []  # per open <div>: whether it is a quote container
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _HIDDEN_TAGS:
@@ -217,10 +235,14 @@ class _TextCollector(HTMLParser):
             self.lines.append(self._prefix() + _RULE_LINE)
         elif tag in _BLOCK_TAGS:
             self._end_line()
+            container = _quote_marker(tag, attrs, self)
             if tag == "blockquote":
                 self._quote += 1
             elif tag == "pre":
                 self._pre += 1
+            elif tag == "div" and len(self._divs) < _MAX_DIVS:
+                self._divs.append(container)
+                self._quote += container
         elif tag in _CELL_TAGS and self._words:
             self._words.append(" ")
 
@@ -233,6 +255,8 @@ class _TextCollector(HTMLParser):
                 self._quote = max(0, self._quote - 1)
             if tag == "pre":
                 self._pre = max(0, self._pre - 1)
+            if tag == "div" and self._divs and self._divs.pop():
+                self._quote = max(0, self._quote - 1)
 
     def handle_data(self, data: str) -> None:
         if self._hidden:
@@ -252,13 +276,30 @@ class _TextCollector(HTMLParser):
         return _BLANK_RUNS.sub("\n\n", "\n".join(self.lines)).strip("\n")
 
     def _prefix(self) -> str:
-        return "> " * min(self._quote, _MAX_QUOTE_MARKS)
+        return "> " * min(self._quote + self._history, _MAX_QUOTE_MARKS)
+
+    def open_history(self) -> None:
+        """Quote everything from here on: Outlook's header block and the message after it."""
+        self._history = True
 
     def _end_line(self, keep_empty: bool = False) -> None:
         text = "".join(self._words).strip()
         self._words.clear()
         if text or keep_empty:
             self.lines.append((self._prefix() + text).rstrip())
+
+
+def _quote_marker(tag: str, attrs: list[tuple[str, str | None]], into: _TextCollector) -> bool:
+    """Whether the element opens quoted history: True for a container quoting its own
+    content; an Outlook marker quotes everything after it instead (and gives False)."""
+    found = dict(attrs)
+    classes = set((found.get("class") or "").lower().split())
+    if (found.get("id") or "").lower() in _HISTORY_IDS or (
+        tag == "div" and _OUTLOOK_SEPARATOR.search((found.get("style") or "").lower())
+    ):
+        into.open_history()
+        return False
+    return bool(classes & _QUOTE_CLASSES)
 
 
 def html_to_text(html: str) -> tuple[str, bool]:

@@ -23,13 +23,20 @@ A wrong "approve" is the worst mistake ackmail can make, so every rule leans to
 from __future__ import annotations
 
 import re
-from bisect import bisect_left, bisect_right
 from collections import Counter
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from ingest.parse.base import Intent, IntentResult
-from ingest.parse.vocabulary import CompiledWords, Entry, Vocabulary, default_vocabulary, fold
+from ingest.parse.clauses import Layout, Span
+from ingest.parse.short_answer import (
+    Reading,
+    ShortWords,
+    instruction_after,
+    reconsider,
+    short_words,
+    unfolded,
+)
+from ingest.parse.vocabulary import CompiledWords, Vocabulary, default_vocabulary, fold
 
 # Lines (after greetings) that may carry the decision; later lines can only veto it.
 DECISIVE_LINES = 5
@@ -44,14 +51,13 @@ WRAP_WIDTH = 50
 # Words allowed between a strong negator and the approval it refuses ("can't really approve").
 NEGATION_REACH = 2
 
+_NOTE = "the instruction after it is kept as the note: "
 _ENDS_SENTENCE = (".", "!", "?", ":", ";", ",")
 _TAG = re.compile(r"\[[^\[\]\s]{1,40}\]")
 _SUBJECT_SEPARATORS = " :-|,;/\u2013\u2014"
 # Links and addresses are no words of the replier ("https://x/approve?id=1", "approve@corp").
 _LINKS = re.compile(r"(?:[a-z][a-z0-9+.-]*://|www\.|mailto:)\S*|\S+@\S+")
 _WORD = re.compile(r"\w+")
-_SENTENCE_BREAK = re.compile(r"[.!?\u2026]+(?=\s|$)")
-_CLAUSE_BREAK = re.compile(r"[,;:()\[\]]|[.!?\u2026]+(?=\s|$)|\s[-\u2013\u2014]+(?=\s|$)")
 
 
 class Evidence(NamedTuple):
@@ -71,25 +77,33 @@ def classify_intent(
     vocabulary: Vocabulary | None = None,
 ) -> IntentResult:
     """What ``reply_text`` (and the words the replier added to ``subject``) decide."""
-    words = (vocabulary or default_vocabulary()).compiled
+    vocabulary = vocabulary or default_vocabulary()
+    words, short = vocabulary.compiled, short_words(vocabulary)
     reasons: list[str] = []
-    evidence = _read_body(reply_text, words, reasons)
+    evidence, lines = _read_body(reply_text, words, short, reasons)
     added = subject_words_added(subject, request_subject, vocabulary=vocabulary)
     if added:
         reasons.append(f"subject words added by the replier: '{added}'")
-        evidence += _read_line(_LINKS.sub(" ", fold(added[:MAX_CHARS])), -1, words, reasons)
+        evidence += _read_line(_LINKS.sub(" ", fold(added[:MAX_CHARS])), -1, words, short, reasons)
     folded = f"{fold(reply_text[:MAX_CHARS])}\n{fold(added)}"
     doubt = words.doubts.search(folded)
     take_back = words.take_back.search(folded)
-    intent, summary = _decide(
-        evidence,
+    reading = Reading(
+        list(evidence),
+        lines,
         # Whole-text matches may span lines; a reason stays on one.
         " ".join(doubt.group(0).split()) if doubt else None,
         " ".join(take_back.group(0).split()).strip(" ,;:.!?") if take_back else None,
     )
+    intent, summary, spoken = reconsider(
+        *_decide(evidence, reading.doubt, reading.take_back), reading, words, short
+    )
     if summary:
         reasons.append(summary)
-    return IntentResult(intent=intent, language=_language(evidence, intent), reasons=tuple(reasons))
+    notes = (n for n in map(_note, reasons) if n) if intent is not Intent.UNKNOWN else iter(())
+    note = next(notes, None)
+    note = unfolded(reply_text[:MAX_CHARS], note) if note else None
+    return IntentResult(intent, spoken or _language(evidence, intent), tuple(reasons), note)
 
 
 def subject_words_added(
@@ -119,16 +133,19 @@ def subject_words_added(
     return " ".join(added.split()).strip(_SUBJECT_SEPARATORS)
 
 
-def _read_body(text: str, words: CompiledWords, reasons: list[str]) -> list[Evidence]:
+def _read_body(
+    text: str, words: CompiledWords, short: ShortWords, reasons: list[str]
+) -> tuple[list[Evidence], list[str]]:
+    """The evidence of every meaningful line, and the lines (none for a long reply)."""
     if len(text) > MAX_CHARS or text.count("\n") > 4 * MAX_LINES:
-        return _too_long(text, words, reasons)
+        return _too_long(text, words, reasons), []
     lines = _logical_lines(text, words)
     if len(lines) > MAX_LINES:
-        return _too_long(text, words, reasons)
+        return _too_long(text, words, reasons), []
     evidence: list[Evidence] = []
     for number, line in enumerate(lines):
-        evidence += _read_line(line, number, words, reasons)
-    return evidence
+        evidence += _read_line(line, number, words, short, reasons)
+    return evidence, lines
 
 
 def _too_long(text: str, words: CompiledWords, reasons: list[str]) -> list[Evidence]:
@@ -170,7 +187,9 @@ def _continues(previous: str, line: str, words: CompiledWords) -> bool:
     return line[0].islower() or len(previous) >= WRAP_WIDTH or dangling
 
 
-def _read_line(line: str, number: int, words: CompiledWords, reasons: list[str]) -> list[Evidence]:
+def _read_line(
+    line: str, number: int, words: CompiledWords, short: ShortWords, reasons: list[str]
+) -> list[Evidence]:
     found = list(words.keywords.finditer(line))
     if not found:
         return []
@@ -179,32 +198,24 @@ def _read_line(line: str, number: int, words: CompiledWords, reasons: list[str])
     if len(found) > MAX_WORDS_PER_LINE:
         reasons.append(f"more than {MAX_WORDS_PER_LINE} decision words {where}: unknown")
         return [Evidence(Intent.UNKNOWN, reasons[-1], (), number)]
-    spans = [_Span(words.entries[" ".join(m.group(0).split())], m.start(), m.end()) for m in found]
+    spans = [Span(words.entries[" ".join(m.group(0).split())], m.start(), m.end()) for m in found]
     if _is_instruction(line, spans, words):
         reasons.append(f"line names several options {where}: an instruction, ignored")
         return []
     plain = "?" not in line and words.qualifiers.search(line) is None
-    layout = None if plain else _Layout.of(line)
+    layout = None if plain else Layout.of(line)
     evidence = []
     for span in spans:
         if layout is None:  # nothing on the line can qualify a decision word
             intent, reason = span.entry.intent, f"keyword '{span.entry.word}' {where}"
         else:
-            intent, reason = _judge(layout, span, words, where)
+            intent, reason = _judge(layout, span, words, short, where)
         reasons.append(reason)
         evidence.append(Evidence(intent, reason, span.entry.languages, number))
     return evidence
 
 
-class _Span(NamedTuple):
-    """A decision word found in a line."""
-
-    entry: Entry
-    start: int
-    end: int
-
-
-def _is_instruction(line: str, spans: list[_Span], words: CompiledWords) -> bool:
+def _is_instruction(line: str, spans: list[Span], words: CompiledWords) -> bool:
     """Each of two or more intents named once, with "or" between: 'Reply APPROVE or REJECT'.
     A word named twice ("Reject or approve? Reject.") is read, not ignored."""
     if not len(spans) == len({span.entry.intent for span in spans}) >= 2:
@@ -212,50 +223,9 @@ def _is_instruction(line: str, spans: list[_Span], words: CompiledWords) -> bool
     return words.alternatives.search(line, spans[0].end, spans[-1].start) is not None
 
 
-@dataclass(frozen=True)
-class _Breaks:
-    """Where the sentences (or clauses) of a line end, for finding the one around a word."""
-
-    starts: list[int]
-    ends: list[int]
-    length: int
-
-    @classmethod
-    def of(cls, pattern: re.Pattern[str], line: str) -> _Breaks:
-        found = list(pattern.finditer(line))
-        return cls([m.start() for m in found], [m.end() for m in found], len(line))
-
-    def around(self, start: int, end: int) -> tuple[int, int]:
-        """Start and end of the sentence (or clause) holding line[start:end]."""
-        before = bisect_right(self.ends, start)
-        after = bisect_left(self.starts, end)
-        return (
-            self.ends[before - 1] if before else 0,
-            self.starts[after] if after < len(self.starts) else self.length,
-        )
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """A line with its sentence and clause breaks."""
-
-    line: str
-    sentences: _Breaks
-    clauses: _Breaks
-
-    @classmethod
-    def of(cls, line: str) -> _Layout:
-        return cls(line, _Breaks.of(_SENTENCE_BREAK, line), _Breaks.of(_CLAUSE_BREAK, line))
-
-    def is_question(self, span: _Span) -> bool:
-        after = bisect_left(self.sentences.starts, span.end)
-        return (
-            after < len(self.sentences.starts)
-            and "?" in self.line[self.sentences.starts[after] : self.sentences.ends[after]]
-        )
-
-
-def _judge(at: _Layout, span: _Span, words: CompiledWords, where: str) -> tuple[Intent, str]:
+def _judge(
+    at: Layout, span: Span, words: CompiledWords, short: ShortWords, where: str
+) -> tuple[Intent, str]:
     """Read one decision word in the context of its sentence and clause."""
     word, langs, line = f"'{span.entry.word}' {where}", span.entry.languages, at.line
     sentence = at.sentences.around(span.start, span.end)
@@ -272,7 +242,8 @@ def _judge(at: _Layout, span: _Span, words: CompiledWords, where: str) -> tuple[
         if span.entry.intent is Intent.APPROVE
         else None
     )
-    if restriction:
+    note = instruction_after(line, restriction, sentence[1], words, short) if restriction else None
+    if restriction and not note:
         return Intent.UNKNOWN, f"'{restriction.group(0)}' restricts {word}: not a clear approval"
     negation = _negation(line, span, words, clause)
     if negation is not None:
@@ -284,12 +255,16 @@ def _judge(at: _Layout, span: _Span, words: CompiledWords, where: str) -> tuple[
     hedge = words.search("hedges", langs, line, clause[0], span.start)
     if hedge:
         return Intent.UNKNOWN, f"'{hedge.group(0)}' before {word}: not a decision"
-    return span.entry.intent, f"keyword {word}"
+    return span.entry.intent, f"keyword {word}; {_NOTE}'{note}'" if note else f"keyword {word}"
+
+
+def _note(reason: str) -> str | None:
+    return reason.partition(_NOTE)[2][1:-1] or None
 
 
 def _condition(
-    at: _Layout,
-    span: _Span,
+    at: Layout,
+    span: Span,
     words: CompiledWords,
     sentence: tuple[int, int],
     clause: tuple[int, int],
@@ -307,14 +282,14 @@ def _condition(
 
 
 def _negation(
-    line: str, span: _Span, words: CompiledWords, clause: tuple[int, int]
+    line: str, span: Span, words: CompiledWords, clause: tuple[int, int]
 ) -> re.Match[str] | None:
     """The negator in the word's clause nearest before it, else the first after it."""
     before = list(words.negators.finditer(line, clause[0], span.start))
     return before[-1] if before else words.negators.search(line, span.end, clause[1])
 
 
-def _is_refusal(line: str, span: _Span, negation: re.Match[str], words: CompiledWords) -> bool:
+def _is_refusal(line: str, span: Span, negation: re.Match[str], words: CompiledWords) -> bool:
     """A strong negator of the word's language just before it: 'not approved'."""
     said = " ".join(negation.group(0).split())
     strong = any(said in words.strong_negators[code] for code in span.entry.languages)

@@ -30,6 +30,8 @@ MAX_MARKER_CHARS = 400
 HEADER_LOOKAHEAD = 8
 # Header lines, one of them a "From:", that make a header block.
 HEADER_LINES_NEEDED = 3
+# Lines of a header block recognised by shape alone: at least, at most.
+HEADER_SHAPE_LINES = (3, 5)
 # Lines an attribution may be wrapped over ("On ... Bob <bob@x>\nwrote:").
 ATTRIBUTION_LINES = 3
 # A sign-off block: the sign-off line and at most this many short lines after it.
@@ -44,6 +46,9 @@ _TIME = re.compile(r"(?<!\d)\d{1,2}[:.h]\d{2}(?!\d)")
 _DATE = re.compile(r"\d{4}|\d{1,2}[./-]\d{1,2}[./-]\d{2}|\d\s*[年月일월]")
 # A header's final colon, ASCII or full-width, maybe followed by bidi marks (Hebrew, Arabic).
 _HEADER_END = re.compile(r"[:\uff1a][\s\u200e\u200f\u202a-\u202e\u2066-\u2069]*$")
+# "Label: value" with a short label of words, no digits ("Feladó:", "送信日時:", "보낸 사람:").
+_LABELLED = re.compile(
+    r"\s*[*_]*(?P<label>[^\W\d_][^\W\d]*(?:[ .-][^\W\d]+){0,2})[*_]*\s?[:\uff1a]\s*\S")
 # A line of rules or bullets only ("----", "* * *", "___"), left over around a cut.
 _JUNK = re.compile(r"[\s*_=~#.\-\u2013\u2014]*")
 
@@ -146,6 +151,8 @@ class _Scanner:
         if stripped and len(stripped) <= MAX_MARKER_CHARS:
             found = self.markers.line.match(stripped)
             after = self._after_marker(index, found) if found else self._after_said(index, stripped)
+            if after is None:  # a header block of words no vocabulary lists
+                after = self._after_header_shape(index)
             if after is not None:
                 return after
         self.kept.append(self.lines[index])
@@ -175,6 +182,23 @@ class _Scanner:
             return None
         self.note(f"quoted history from '... {verb.group('verb')} ...:'")
         return index + 1 if self._quote_follows(index + 1) else len(self.lines)
+
+    def _after_header_shape(self, index: int) -> int | None:
+        """After a header block in a language no vocabulary lists ("Feladó: Bob <b@x>",
+        "Elküldve: 2026. dec. 7.", "Címzett: ...", "Tárgy: ..."): 3-5 "Label: value" lines,
+        the first with an address, one with a date. All after it is history."""
+        if not _ADDRESS.search(self.lines[index]):
+            return None
+        block: list[re.Match[str]] = []
+        for line in self.lines[index:index + HEADER_SHAPE_LINES[1]]:
+            labelled = _LABELLED.match(line) if len(line) <= MAX_MARKER_CHARS else None
+            if labelled is None:
+                break
+            block.append(labelled)
+        if len(block) < HEADER_SHAPE_LINES[0] or not any(_DATE.search(m.string) for m in block):
+            return None
+        self.note(f"quoted history from a header block by its shape ('{block[0]['label']}:')")
+        return len(self.lines)
 
     def _header_block_starts(self, index: int) -> bool:
         """Whether a header block (From:, Sent:, To:, Subject: in any order) starts here."""

@@ -39,16 +39,10 @@ VOCAB_DIR = Path(__file__).with_name("vocab")
 
 DECISIONS = ("approve", "reject", "acknowledge")
 INTENT_KEYS = (
-    *DECISIONS,
-    "negators",
-    "soft_negators",
-    "hedges",
-    "conditions",
-    "not_yet",
-    "doubts",
-    "restrictions",
-    "alternatives",
-    "greetings",
+    *DECISIONS, "negators", "soft_negators", "hedges", "conditions", "not_yet", "doubts",
+    "restrictions", "alternatives", "greetings",
+    # Read by ingest/parse/short_answer.py: whole-clause answers, instructions after a decision.
+    "affirmatives", "negatives", "instructions",
 )
 REPLY_KEYS = (
     "attribution_start",
@@ -65,6 +59,8 @@ REPLY_KEYS = (
 QUALIFIER_KEYS = ("negators", "soft_negators", "hedges", "conditions", "not_yet", "restrictions")
 # Keys whose entries are regular expressions rather than literal words.
 PATTERN_KEYS = frozenset({"mobile_footers"})
+# Keys compared with a whole clause, never searched: a symbol alone ("👍") is an entry.
+WHOLE_CLAUSE_KEYS = frozenset({"affirmatives", "negatives"})
 
 _LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 _MARKS = re.compile(r"[\u0300-\u036f]+")
@@ -324,7 +320,7 @@ def _entries(table: Section, key: str) -> list[str]:
             table.fail(key, "contains an empty entry; remove it")
         if key in PATTERN_KEYS:
             _check_pattern(table, key, word)
-        elif not re.search(r"\w|[/|]", fold(word)):
+        elif key not in WHOLE_CLAUSE_KEYS and not re.search(r"\w|[/|]", fold(word)):
             table.fail(key, f"contains '{word}', which has no letter or digit")
     return [word.strip() for word in words]
 

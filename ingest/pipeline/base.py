@@ -10,7 +10,8 @@ from ingest.errors import ConfigError
 from ingest.parse.base import Intent
 from ingest.parse.exchange import ExchangeTrust
 from ingest.parse.message import ParseOptions
-from ingest.parse.vocabulary import load_vocabulary
+from ingest.parse.short_answer import without_affirmatives
+from ingest.parse.vocabulary import Vocabulary, load_vocabulary
 from ingest.sources.base import SourceRef
 from ingest.store.models import MessageStatus
 
@@ -41,8 +42,13 @@ def parse_options(settings: Settings) -> ParseOptions:
         trusted_authserv_id=settings.security.trusted_authserv_id,
         require_dmarc_pass=settings.security.require_dmarc_pass,
         exchange=_exchange_trust(settings),
-        vocabulary=load_vocabulary(settings.intents_file),
+        vocabulary=_vocabulary(settings),
     )
+
+
+def _vocabulary(settings: Settings) -> Vocabulary:
+    vocabulary = load_vocabulary(settings.intents_file)
+    return vocabulary if settings.intents_affirmatives else without_affirmatives(vocabulary)
 
 
 def _exchange_trust(settings: Settings) -> ExchangeTrust | None:

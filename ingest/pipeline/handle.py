@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from ingest.correlate import Correlation, match, recipients_for
 from ingest.correlate.find import TokenCandidate
-from ingest.decide import Vote, decide
-from ingest.parse.base import MessageKind, ParsedMessage
+from ingest.decide import Vote, answered_intent, decide
+from ingest.parse.base import Intent, MessageKind, ParsedMessage
 from ingest.parse.message import reread_intent
 from ingest.pipeline.base import Arrival, PipelineConfig, Processed
 from ingest.pipeline.pool import InProcessPreparer, Preparing
@@ -234,6 +234,10 @@ class _Job:
         if parsed.kind == MessageKind.REPLY and request.subject:
             parsed = self.parsed = reread_intent(parsed, self.config.parse, request.subject)
             evidence = [*self.notes, *parsed.evidence, *found.reasons]
+        if parsed.intent is Intent.AFFIRM:
+            intent = answered_intent(request.kind, parsed.intent)
+            parsed = self.parsed = replace(parsed, intent=intent)
+            evidence.append(f"a short affirmative to an {request.kind} request: {intent}")
         received_at = self.arrival.source.received_at or utcnow()
         prior = [r for r in self.batch.recorder.answers(request) if r.counted]
         decision = decide(

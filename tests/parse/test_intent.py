@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from ingest.parse.base import Intent
 from ingest.parse.intent import MAX_CHARS, classify_intent, subject_words_added
+from ingest.parse.short_answer import without_affirmatives
 from ingest.parse.vocabulary import default_vocabulary, fold, load_vocabulary
 
 DATA = Path(__file__).parent / "data"
@@ -107,7 +108,12 @@ def test_an_instruction_naming_both_options_never_counts(code: str, word: str) -
         ("Reply APPROVE or REJECT", "", "line names several options in first line: an "
                                         "instruction, ignored"),
         ("", "APPROVED: Re: Expense", "subject words added by the replier: 'APPROVED'"),
-        ("ok", "", "no approve, reject or acknowledge word found"),
+        ("Thanks!", "", "no approve, reject or acknowledge word found"),
+        ("ok", "", "rule 'short affirmative': 'ok' is the whole first clause"),
+        ("No, don't deploy", "", "rule 'short negative': 'no' is the whole first clause"),
+        ("Rejected - Sarah approved it before", "", "rule 'leading reject': 'rejected' opens "
+                                                     "the reply"),
+        ("approve? no - reject", "", "rule 'correction': 'no' then a reject, the final word"),
         ("Approve later", "", "'later' with 'approve' in first line: not a decision"),
         ("Maybe. Approved.", "", "doubt 'maybe' in the reply: no approve read, unknown"),
     ],
@@ -160,7 +166,31 @@ def test_extra_vocabulary_adds_and_removes_words(tmp_path: Path) -> None:
     assert classify_intent("lgtm", vocabulary=custom).intent is Intent.UNKNOWN
     assert classify_intent("Godkänd", vocabulary=custom).language == "sv"
     assert classify_intent("inte godkänd", vocabulary=custom).intent is Intent.REJECT
-    assert classify_intent("ok").intent is Intent.UNKNOWN
+    assert classify_intent("ok").intent is Intent.AFFIRM
+    keywords_only = without_affirmatives(custom)
+    assert classify_intent("ok", vocabulary=keywords_only).intent is Intent.ACKNOWLEDGE
+
+
+def test_affirmatives_switched_off_leave_keywords_and_negatives() -> None:
+    keywords_only = without_affirmatives(VOCABULARY)
+    for text in ("Yes", "OK", "Ja", "👍", "Go ahead"):
+        assert classify_intent(text, vocabulary=keywords_only).intent is Intent.UNKNOWN, text
+    assert classify_intent("Approved", vocabulary=keywords_only).intent is Intent.APPROVE
+    assert classify_intent("No", vocabulary=keywords_only).intent is Intent.REJECT
+
+
+@pytest.mark.parametrize(
+    ("text", "note"),
+    [
+        ("Approved, but please notify on-call first.", "please notify on-call first"),
+        ("Genehmigt, aber bitte Ops informieren", "bitte Ops informieren"),
+        ("Approuvé, mais merci de prévenir Élodie.", "merci de prévenir Élodie"),
+        ("Approved, go ahead.", None),
+        ("Approved, but please wait until Monday", None),
+    ],
+)
+def test_an_instruction_after_the_decision_is_the_note(text: str, note: str | None) -> None:
+    assert classify_intent(text).note == note
 
 
 def test_classifies_short_replies_quickly() -> None:
@@ -202,7 +232,9 @@ def test_never_raises_and_no_decision_word_never_approves(
     words = VOCABULARY.compiled
     assume(not words.keywords.search(fold(text)) and not words.keywords.search(fold(subject)))
     result = classify_intent(text, subject, request_subject=request_subject)
-    assert result.intent is Intent.UNKNOWN
+    assert result.intent is not Intent.APPROVE
+    if result.intent is not Intent.UNKNOWN:  # only a short answer decides without a keyword
+        assert result.reasons[-1].startswith(("rule 'short affirmative'", "rule 'short negative'"))
 
 
 APPROVE_TEXT = st.lists(

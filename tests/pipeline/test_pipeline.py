@@ -21,6 +21,7 @@ from ingest.store.models import (
     MessageStatus,
     RawMessage,
     Recipient,
+    RequestKind,
     RequestStatus,
     Response,
 )
@@ -62,6 +63,30 @@ def test_an_approval_decides_its_request(
         event = session.scalars(select(Event).where(Event.type == "request.approved")).one()
         assert event.payload["request"]["ref"] == "CR-1"
         assert event.payload["response"]["intent"] == "approve"
+
+
+@pytest.mark.parametrize(
+    ("kind", "intent", "status"),
+    [
+        (RequestKind.APPROVAL, Intent.APPROVE, RequestStatus.APPROVED),
+        (RequestKind.ALERT, Intent.ACKNOWLEDGE, RequestStatus.ACKNOWLEDGED),
+    ],
+)
+def test_a_short_yes_answers_what_the_request_asked(
+    engine: Engine,
+    create: Callable[..., RegisteredRequest],
+    kind: RequestKind,
+    intent: Intent,
+    status: RequestStatus,
+) -> None:
+    request = create(ALICE, kind=kind)
+    result = process(engine, source(1), reply(request.recipients[0].token, body="Yes, go ahead."))
+    assert (result.intent, result.decisive) == (intent, True)
+    assert request_status(engine, request.id) == status
+    with read_session(engine) as session:
+        response = session.scalars(select(Response)).one()
+        assert response.intent == intent  # stored as the decision, never as "affirm"
+        assert any("rule 'short affirmative'" in e for e in response.evidence)
 
 
 def test_each_message_is_recorded_once(
