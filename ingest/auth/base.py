@@ -117,6 +117,11 @@ class TokenProvider(Protocol):
         """Drop ``rejected`` (or every cached access token) after a server refused it."""
         ...
 
+    def fresh_token(self) -> AccessToken:
+        """A token just issued by the identity provider, whatever the cache holds: a test of
+        the credentials as configured now (``ackmail check``)."""
+        ...
+
     def refresh_if_idle(self, max_idle: timedelta) -> bool:
         """Refresh when the last refresh is older than ``max_idle``; True if it did."""
         ...

@@ -30,6 +30,10 @@ DELEGATED_PERMISSION = {"imap": "IMAP.AccessAsUser.All", "pop3": "POP.AccessAsUs
 APP_PERMISSION = {"imap": "IMAP.AccessAsApp", "pop3": "POP.AccessAsApp",
                   "smtp": "SMTP.SendAsApp"}
 _ACCOUNT_CLAIMS = ("upn", "preferred_username", "unique_name", "email")
+# What a token says about who it is for and what it may do; nothing here grants access.
+_SHOWN_CLAIMS = ("aud", "iss", "tid", "appid", "azp", "oid", "idtyp", "roles", "scp",
+                 *_ACCOUNT_CLAIMS)
+_TIME_CLAIMS = ("nbf", "exp")
 
 
 class MalformedToken(PermanentError):
@@ -59,6 +63,15 @@ class Finding:
 
     text: str
     fix: str
+
+
+def shown_claims(claims: dict[str, Any]) -> dict[str, Any]:
+    """The claims that explain a refusal (audience, tenant, app, account, permissions,
+    validity as ISO times), fit to store in an event or print."""
+    shown = {name: claims[name] for name in _SHOWN_CLAIMS if name in claims}
+    times = {name: _at(claims[name]).isoformat() for name in _TIME_CLAIMS
+             if isinstance(claims.get(name), int | float)}
+    return shown | times
 
 
 def token_kind(claims: dict[str, Any]) -> AuthKind:

@@ -74,6 +74,10 @@ class _MsalTokenProvider(abc.ABC):
                  len(dropped))
 
     @abc.abstractmethod
+    def fresh_token(self) -> AccessToken:
+        """A token just issued by the identity provider (see ``TokenProvider``)."""
+
+    @abc.abstractmethod
     def _acquire(self, app: msal.ClientApplication, *, force: bool) -> MsalResult | None:
         """MSAL's result: from the cache, or new when ``force`` or the cache has none."""
 
@@ -105,6 +109,13 @@ class AppTokenProvider(_MsalTokenProvider):
         """App-only access has no refresh token to keep alive; never refreshes."""
         return False
 
+    def fresh_token(self) -> AccessToken:
+        """Client credentials from an application with an empty cache: the poller's cached
+        token stays, so a failing test of the credentials does not stop the poller."""
+        app = self.session.uncached_application()
+        result = self.session.guard(lambda: app.acquire_token_for_client(self.scopes))
+        return self._to_token(result)
+
     def _acquire(self, app: msal.ClientApplication, *, force: bool) -> MsalResult:
         if force:
             app.remove_tokens_for_client()
@@ -129,6 +140,11 @@ class DelegatedTokenProvider(_MsalTokenProvider):
             self._to_token(self._acquire(app, force=True))
         log.info("%s: refreshed an idle grant (last refresh %s)", self.subject.name, last)
         return True
+
+    def fresh_token(self) -> AccessToken:
+        """Redeem the refresh token now; the rotated refresh token is saved."""
+        with self.session.transaction() as app:
+            return self._to_token(self._acquire(app, force=True))
 
     def account(self, app: msal.ClientApplication) -> dict[str, Any] | None:
         """MSAL's account for the subject's user name, if one is signed in."""
