@@ -123,11 +123,13 @@ def _account(claims: dict[str, Any], subject: AuthSubject, now: datetime) -> Fin
     if token_kind(claims) is AuthKind.APP:
         return None
     account = token_account(claims)
-    if account is None or account.lower() == subject.username.lower():
+    if account is None or account.lower() == subject.account.lower():
         return None
-    return Finding(f"upn {account} differs from mailbox {subject.username} (the sign-in picked "
-                   "another account, e.g. one a browser was still signed in to)",
-                   f"run {subject.login_command} and choose {subject.username}, in a private "
+    expected = (f"mailbox {subject.username}" if subject.account == subject.username
+                else f"{subject.account}, who signs in to mailbox {subject.username}")
+    return Finding(f"upn {account} differs from {expected} (the sign-in picked another "
+                   "account, e.g. one a browser was still signed in to)",
+                   f"run {subject.login_command} and choose {subject.account}, in a private "
                    "browser window if needed")
 
 

@@ -91,7 +91,7 @@ class _MsalTokenProvider(abc.ABC):
     def _to_token(self, result: MsalResult | None) -> AccessToken:
         if result is None:
             raise ReauthRequired(self.subject.name, "no sign-in is stored for "
-                                 f"{self.subject.username}", self.subject.login_command)
+                                 f"{self.subject.account}", self.subject.login_command)
         if "access_token" not in result:
             raise error_for(result, self.subject)
         from_cache = result.get("token_source") == "cache"
@@ -148,7 +148,7 @@ class DelegatedTokenProvider(_MsalTokenProvider):
 
     def account(self, app: msal.ClientApplication) -> dict[str, Any] | None:
         """MSAL's account for the subject's user name, if one is signed in."""
-        accounts = app.get_accounts(username=self.subject.username)
+        accounts = app.get_accounts(username=self.subject.account)
         return accounts[0] if accounts else None
 
     def _acquire(self, app: msal.ClientApplication, *, force: bool) -> MsalResult | None:
@@ -160,7 +160,7 @@ class DelegatedTokenProvider(_MsalTokenProvider):
         return result
 
     def _account_name(self) -> str | None:
-        return self.subject.username
+        return self.subject.account
 
     def _cached_access_tokens(self) -> list[dict[str, Any]]:
         account = self.account(self.session.application())
