@@ -28,6 +28,7 @@ from ingest.auth import (
 )
 from ingest.auth.claims import MalformedToken
 from ingest.config import MailboxConfig
+from ingest.config_reader import Secret
 from ingest.errors import AckmailError
 from ingest.sources.connect import LoginRefused, boundary, explain_certificate, tls_context
 from ingest.sources.imap_folders import FolderNameInvalid, server_namespace, wire_name
@@ -193,11 +194,12 @@ def step_credentials(probe: _Probe) -> str:
     if box.auth == "basic":
         probe.credentials = credentials_for(box, probe.providers)
         return f"password for {box.username} (from the configuration)"
-    token = probe.providers.for_subject(box).token()
+    # A new token, not the cached one: a changed secret or a revoked grant shows up here.
+    token = probe.providers.for_subject(box).fresh_token()
     probe.credentials = LoginCredentials("xoauth2", box.username, token.secret)
     minutes = max(0, int((token.expires_at - utcnow()).total_seconds() // 60))
-    source = "cached" if token.from_cache else "new"
-    return f"{source} access token for {token.account or box.username}, valid {minutes} min"
+    return f"new access token for {token.account or box.username} from the identity " \
+           f"provider, valid {minutes} min"
 
 
 def _login(probe: _Probe, authenticate: Callable[[LoginCredentials], str]) -> str:
@@ -220,6 +222,11 @@ def _token_notes(probe: _Probe, credentials: LoginCredentials) -> tuple[str, ...
         return tuple(explain_token(decode_claims(credentials.secret), probe.box))
     except MalformedToken as exc:
         return (str(exc),)
+
+
+def _token_of(probe: _Probe) -> Secret | None:
+    credentials = probe.credentials
+    return credentials.secret if credentials and credentials.kind == "xoauth2" else None
 
 
 def step_imap_login(probe: _Probe) -> str:
@@ -293,7 +300,7 @@ def check_mailbox(box: MailboxConfig, providers: TokenProviders, *,
     try:
         for name, step in steps_for(box):
             try:
-                with boundary(box, f"the {name} step"):
+                with boundary(box, f"the {name} step", token=_token_of(probe)):
                     detail = step(probe)
             except StepFailed as exc:
                 results.append(StepResult(name, False, str(exc), exc.notes))

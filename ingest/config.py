@@ -54,6 +54,7 @@ class OAuthConfig:
     ca_file: Path | None = None
     scopes: tuple[str, ...] = ()
     refresh_margin_seconds: int = 60
+    account: str | None = None  # who signs in, when not ``username`` (a shared mailbox)
 
 
 @dataclass(frozen=True)
@@ -408,6 +409,7 @@ def _oauth(parent: Section, auth: str, protocol: str) -> OAuthConfig | None:
         refresh_margin_seconds=section.integer(
             "refresh_margin_seconds", default=60, low=0, high=3600
         ),
+        account=section.text("account", default=None),
     )
     section.finish()
     if app_only and result.client_secret is None and result.client_certificate is None:

@@ -9,6 +9,8 @@ from pathlib import Path
 from ingest.auth import TokenProviders
 from ingest.check import CheckReport, check_mailbox
 from ingest.config import MailboxConfig
+from ingest.config_reader import Secret
+from tests.auth.conftest import sign_in_by_device_code
 from tests.servers.dovecot import DovecotServer
 from tests.servers.idp import IdentityProvider
 from tests.servers.tls import make_test_pki
@@ -151,3 +153,41 @@ def test_a_maildir_is_checked_on_disk(tmp_path: Path) -> None:
 
     assert good.ok and "1 new messages" in good.steps[0].detail
     assert bad.failed_step == "Maildir" and "fix path" in bad.steps[0].detail
+
+
+def _next_run(providers: TokenProviders) -> TokenProviders:
+    """The token providers of another ``ackmail`` process on the same state directory."""
+    return TokenProviders(providers.state_dir, Secret("k" * 32, "test"), timeout=10.0)
+
+
+def test_a_changed_client_secret_fails_the_token_step_though_the_cache_would_log_in(
+        idp: IdentityProvider, oauth_mailbox: OAuthMailbox,
+        token_providers: TokenProviders) -> None:
+    box = oauth_mailbox("oauth2-app")
+    token_providers.for_subject(box).token()  # a poll cached a token
+    assert _check(box, token_providers).ok
+    assert box.oauth is not None
+    wrong = replace(box, oauth=replace(box.oauth, client_secret=Secret("wr0ng-secret", "test")))
+
+    report = _check(wrong, _next_run(token_providers))
+
+    assert report.failed_step == "token"
+    assert "the client secret is wrong" in report.steps[-1].detail
+    assert "wr0ng-secret" not in _text(report)
+    # The poller, run with the same settings, still signs in with its cached token.
+    assert _next_run(token_providers).for_subject(wrong).token().from_cache
+
+
+def test_check_redeems_the_refresh_token_and_keeps_the_rotated_one(
+        idp: IdentityProvider, oauth_mailbox: OAuthMailbox,
+        token_providers: TokenProviders) -> None:
+    box = oauth_mailbox("oauth2-delegated")
+    sign_in_by_device_code(idp, token_providers.for_subject(box))
+    redeemed = len(idp.requests("refresh_token"))
+
+    first = _check(box, _next_run(token_providers))
+    second = _check(box, _next_run(token_providers))  # the first run's rotated token works
+
+    assert first.ok and second.ok, _text(first) + _text(second)
+    assert len(idp.requests("refresh_token")) == redeemed + 2
+    assert "new access token for alice" in first.steps[4].detail

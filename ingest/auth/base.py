@@ -58,6 +58,12 @@ class AuthSubject:
                    cache_stem="@smtp", login_command=SMTP_LOGIN_COMMAND, oauth=smtp.oauth,
                    password=smtp.password)
 
+    @property
+    def account(self) -> str:
+        """Who signs in: ``[oauth] account`` (a delegate of a shared mailbox), else the
+        mailbox's own ``username``, which is always the mailbox opened (XOAUTH2 ``user=``)."""
+        return (self.oauth.account if self.oauth else None) or self.username
+
     def require_oauth(self) -> OAuthConfig:
         """The OAuth settings, or a ConfigError for a subject that has none."""
         if self.oauth is None:
@@ -115,6 +121,11 @@ class TokenProvider(Protocol):
 
     def invalidate(self, rejected: AccessToken | None = None) -> None:
         """Drop ``rejected`` (or every cached access token) after a server refused it."""
+        ...
+
+    def fresh_token(self) -> AccessToken:
+        """A token just issued by the identity provider, whatever the cache holds: a test of
+        the credentials as configured now (``ackmail check``)."""
         ...
 
     def refresh_if_idle(self, max_idle: timedelta) -> bool:

@@ -30,6 +30,10 @@ DELEGATED_PERMISSION = {"imap": "IMAP.AccessAsUser.All", "pop3": "POP.AccessAsUs
 APP_PERMISSION = {"imap": "IMAP.AccessAsApp", "pop3": "POP.AccessAsApp",
                   "smtp": "SMTP.SendAsApp"}
 _ACCOUNT_CLAIMS = ("upn", "preferred_username", "unique_name", "email")
+# What a token says about who it is for and what it may do; nothing here grants access.
+_SHOWN_CLAIMS = ("aud", "iss", "tid", "appid", "azp", "oid", "idtyp", "roles", "scp",
+                 *_ACCOUNT_CLAIMS)
+_TIME_CLAIMS = ("nbf", "exp")
 
 
 class MalformedToken(PermanentError):
@@ -59,6 +63,15 @@ class Finding:
 
     text: str
     fix: str
+
+
+def shown_claims(claims: dict[str, Any]) -> dict[str, Any]:
+    """The claims that explain a refusal (audience, tenant, app, account, permissions,
+    validity as ISO times), fit to store in an event or print."""
+    shown = {name: claims[name] for name in _SHOWN_CLAIMS if name in claims}
+    times = {name: _at(claims[name]).isoformat() for name in _TIME_CLAIMS
+             if isinstance(claims.get(name), int | float)}
+    return shown | times
 
 
 def token_kind(claims: dict[str, Any]) -> AuthKind:
@@ -110,11 +123,13 @@ def _account(claims: dict[str, Any], subject: AuthSubject, now: datetime) -> Fin
     if token_kind(claims) is AuthKind.APP:
         return None
     account = token_account(claims)
-    if account is None or account.lower() == subject.username.lower():
+    if account is None or account.lower() == subject.account.lower():
         return None
-    return Finding(f"upn {account} differs from mailbox {subject.username} (the sign-in picked "
-                   "another account, e.g. one a browser was still signed in to)",
-                   f"run {subject.login_command} and choose {subject.username}, in a private "
+    expected = (f"mailbox {subject.username}" if subject.account == subject.username
+                else f"{subject.account}, who signs in to mailbox {subject.username}")
+    return Finding(f"upn {account} differs from {expected} (the sign-in picked another "
+                   "account, e.g. one a browser was still signed in to)",
+                   f"run {subject.login_command} and choose {subject.account}, in a private "
                    "browser window if needed")
 
 

@@ -7,6 +7,9 @@ auth boundary (see ``diagnose.py``), so callers only ever catch ackmail errors.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from ingest.errors import TransientError, UserError
 
 
@@ -14,12 +17,15 @@ class AuthError(UserError):
     """Authentication for one mailbox failed in a way a person has to fix."""
 
     def __init__(self, subject: str, cause: str, fix: str, *, code: str | None = None,
-                 correlation_id: str | None = None) -> None:
+                 correlation_id: str | None = None,
+                 claims: Mapping[str, Any] | None = None) -> None:
         self.subject = subject
         self.cause = cause
         self.fix = fix
         self.code = code
         self.correlation_id = correlation_id
+        # The refused token's identifying claims (never the token), for the auth.failed event.
+        self.claims = dict(claims or {})
         super().__init__(_sentence(subject, cause, fix, code, correlation_id))
 
 

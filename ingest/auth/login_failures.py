@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from ingest.auth.base import AuthKind, AuthSubject, subject_of
-from ingest.auth.claims import Finding, MalformedToken, decode_claims, token_findings
+from ingest.auth.claims import MalformedToken, decode_claims, shown_claims, token_findings
 from ingest.auth.errors import AuthError
 from ingest.config import MailboxConfig, SmtpConfig
 from ingest.config_reader import Secret
@@ -33,15 +34,27 @@ class LoginFailureRule:
     fix: str
 
 
+_NOT_CONNECTED = re.compile(r"authenticated but not connected", re.I)
 LOGIN_FAILURES: tuple[LoginFailureRule, ...] = (
-    # Exchange accepted the app token but the service principal may not open the mailbox.
+    # Exchange accepted the token but would not open the mailbox named in user=.
     LoginFailureRule(
-        re.compile(r"authenticated but not connected", re.I), frozenset({AuthKind.APP}),
-        "the token was accepted, but the app's service principal is not registered in "
-        "Exchange Online or has no permission on this mailbox",
+        _NOT_CONNECTED, frozenset({AuthKind.APP}),
+        "the token was accepted but Exchange Online did not open mailbox {username}: the "
+        "app's service principal is not registered in Exchange Online or has no permission "
+        "on this mailbox, or username is not the mailbox's primary address",
         "in Exchange Online PowerShell run New-ServicePrincipal -AppId {client_id} -ObjectId "
         "<enterprise app object id>, then Add-MailboxPermission -Identity {username} -User "
         "<service principal id> -AccessRights FullAccess"),
+    LoginFailureRule(
+        _NOT_CONNECTED, frozenset({AuthKind.DELEGATED}),
+        "the token was accepted but Exchange Online did not open mailbox {username}: the "
+        "token is for another user than username, that user has no FullAccess to this "
+        "(shared) mailbox, or a shared mailbox was opened with the signed-in user's address "
+        "instead of the shared one",
+        "set username to the address of the mailbox to open (the shared address for a shared "
+        "mailbox), sign in as a user with FullAccess to it (Add-MailboxPermission -Identity "
+        "{username} -User <user> -AccessRights FullAccess), and check IMAP is enabled "
+        "(Set-CASMailbox -Identity {username} {cas_switch})"),
     LoginFailureRule(
         re.compile(r"5\.7\.139|SmtpClientAuthentication", re.I), frozenset(AuthKind),
         "SMTP AUTH is disabled for this mailbox or the whole tenant",
@@ -71,18 +84,20 @@ def diagnose_login_failure(server_message: str, config: MailboxConfig | SmtpConf
     subject = subject_of(config)
     summary = " ".join(server_message.split())[:200]
     fill = _placeholders(subject)
-    findings = _token_findings(token, subject, now)
+    claims = _claims(token)
+    findings = token_findings(claims, subject, now) if claims else []
+    shown = shown_claims(claims)
     if findings:
         reasons = "; ".join(found.text for found in findings)
         return AuthError(subject.name, f"the server refused the login ({summary}): {reasons}",
-                         findings[0].fix, code="login")
+                         findings[0].fix, code="login", claims=shown)
     rule = _matching_rule(server_message, subject.kind)
     if rule is None:
         return AuthError(subject.name, f"the server refused the login ({summary})",
                          "check the user name and the mailbox's access settings",
-                         code="login")
+                         code="login", claims=shown)
     return AuthError(subject.name, rule.cause.format_map(fill) + f" ({summary})",
-                     rule.fix.format_map(fill), code="login")
+                     rule.fix.format_map(fill), code="login", claims=shown)
 
 
 def _matching_rule(message: str, kind: AuthKind) -> LoginFailureRule | None:
@@ -90,14 +105,13 @@ def _matching_rule(message: str, kind: AuthKind) -> LoginFailureRule | None:
                  if kind in rule.kinds and rule.pattern.search(message)), None)
 
 
-def _token_findings(token: Secret | None, subject: AuthSubject,
-                    now: datetime | None) -> list[Finding]:
+def _claims(token: Secret | None) -> dict[str, Any]:
     if token is None:
-        return []
+        return {}
     try:
-        return token_findings(decode_claims(token), subject, now)
+        return decode_claims(token)
     except MalformedToken:
-        return []
+        return {}
 
 
 def _placeholders(subject: AuthSubject) -> dict[str, str]:

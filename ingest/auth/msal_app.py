@@ -155,6 +155,14 @@ class MsalSession:
                     raise authority_error(self.subject, self.authority, exc) from exc
             return self._app
 
+    def uncached_application(self) -> msal.ClientApplication:
+        """An MSAL application like ``application()`` but with an empty, unsaved cache."""
+        try:
+            return self.guard(lambda: build_application(self.subject, msal.TokenCache(),
+                                                        self._http))
+        except ValueError as exc:
+            raise authority_error(self.subject, self.authority, exc) from exc
+
     def guard(self, call: Callable[[], T]) -> T:
         """Run an MSAL call, translating transport failures into ackmail errors."""
         try:

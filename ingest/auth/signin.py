@@ -91,7 +91,7 @@ def sign_in_with_browser(provider: TokenProvider,
         def interaction(app: msal.ClientApplication) -> dict[str, Any]:
             flow = app.initiate_auth_code_flow(
                 target.scopes, redirect_uri=catcher.redirect_uri,
-                login_hint=target.subject.username, prompt="select_account",
+                login_hint=target.subject.account, prompt="select_account",
                 response_mode="form_post")
             open_url(flow["auth_uri"])
             answer = catcher.wait(timeout, target)
@@ -122,12 +122,12 @@ def _checked_account(result: dict[str, Any], provider: DelegatedTokenProvider) -
     if "access_token" not in result:
         raise error_for(result, subject)
     account = token_account(result.get("id_token_claims") or {}) or "an unknown account"
-    if account.lower() != subject.username.lower():
-        raise AuthError(subject.name, f"the sign-in returned {account}, but the mailbox is "
-                        f"{subject.username} (a browser still signed in to another account "
-                        "answers without asking)", f"run {subject.login_command} again and "
-                        f"choose {subject.username}, in a private browser window if needed",
-                        code="wrong-account")
+    if account.lower() != subject.account.lower():
+        raise AuthError(subject.name, f"the sign-in returned {account}, but the mailbox signs "
+                        f"in as {subject.account} (a browser still signed in to another "
+                        "account answers without asking)", f"run {subject.login_command} "
+                        f"again and choose {subject.account}, in a private browser window if "
+                        "needed", code="wrong-account")
     if "refresh_token" not in result:
         raise AuthError(subject.name, "the identity provider issued no refresh token, so the "
                         "grant cannot be kept alive", "add offline_access to the app's "

@@ -36,6 +36,7 @@ class AuthStatus:
     refresh_token_idle_days: float | None
     client_secret_expires: date | None
     warnings: tuple[str, ...]
+    mailbox: str = ""  # the mailbox opened, when the account is a delegate of it
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def auth_status(config: MailboxConfig | SmtpConfig | AuthSubject, *, state_dir: 
     account = stored.account or (subject.username if not delegated else None)
     return AuthStatus(subject.name, subject.kind, account, signed_in,
                       stored.access_token_expires, last, idle if delegated else None, expires,
-                      tuple(warnings))
+                      tuple(warnings), mailbox=subject.username)
 
 
 def _read_stored(subject: AuthSubject, state_dir: Path, cache_key: Secret | None) -> _Stored:
@@ -96,7 +97,7 @@ def _from_contents(contents: CacheContents, subject: AuthSubject) -> _Stored:
     account = None
     if subject.kind is AuthKind.DELEGATED:
         found = [entry for entry in cache.search(kinds.ACCOUNT)
-                 if str(entry.get("username", "")).lower() == subject.username.lower()]
+                 if str(entry.get("username", "")).lower() == subject.account.lower()]
         if found:
             home, account = found[0]["home_account_id"], found[0]["username"]
     has_rt = home is not None and bool(list(cache.search(
@@ -125,7 +126,7 @@ def _secret_warning(expires: date | None, today: date) -> str | None:
 def _sign_in_warning(subject: AuthSubject, stored: _Stored) -> str | None:
     if stored.has_refresh_token or stored.problem:
         return None
-    return f"no sign-in is stored for {subject.username}: run {subject.login_command}"
+    return f"no sign-in is stored for {subject.account}: run {subject.login_command}"
 
 
 def _idle_warning(subject: AuthSubject, idle: float | None) -> str | None:

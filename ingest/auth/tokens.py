@@ -74,6 +74,10 @@ class _MsalTokenProvider(abc.ABC):
                  len(dropped))
 
     @abc.abstractmethod
+    def fresh_token(self) -> AccessToken:
+        """A token just issued by the identity provider (see ``TokenProvider``)."""
+
+    @abc.abstractmethod
     def _acquire(self, app: msal.ClientApplication, *, force: bool) -> MsalResult | None:
         """MSAL's result: from the cache, or new when ``force`` or the cache has none."""
 
@@ -87,7 +91,7 @@ class _MsalTokenProvider(abc.ABC):
     def _to_token(self, result: MsalResult | None) -> AccessToken:
         if result is None:
             raise ReauthRequired(self.subject.name, "no sign-in is stored for "
-                                 f"{self.subject.username}", self.subject.login_command)
+                                 f"{self.subject.account}", self.subject.login_command)
         if "access_token" not in result:
             raise error_for(result, self.subject)
         from_cache = result.get("token_source") == "cache"
@@ -104,6 +108,13 @@ class AppTokenProvider(_MsalTokenProvider):
     def refresh_if_idle(self, max_idle: timedelta) -> bool:
         """App-only access has no refresh token to keep alive; never refreshes."""
         return False
+
+    def fresh_token(self) -> AccessToken:
+        """Client credentials from an application with an empty cache: the poller's cached
+        token stays, so a failing test of the credentials does not stop the poller."""
+        app = self.session.uncached_application()
+        result = self.session.guard(lambda: app.acquire_token_for_client(self.scopes))
+        return self._to_token(result)
 
     def _acquire(self, app: msal.ClientApplication, *, force: bool) -> MsalResult:
         if force:
@@ -130,9 +141,14 @@ class DelegatedTokenProvider(_MsalTokenProvider):
         log.info("%s: refreshed an idle grant (last refresh %s)", self.subject.name, last)
         return True
 
+    def fresh_token(self) -> AccessToken:
+        """Redeem the refresh token now; the rotated refresh token is saved."""
+        with self.session.transaction() as app:
+            return self._to_token(self._acquire(app, force=True))
+
     def account(self, app: msal.ClientApplication) -> dict[str, Any] | None:
         """MSAL's account for the subject's user name, if one is signed in."""
-        accounts = app.get_accounts(username=self.subject.username)
+        accounts = app.get_accounts(username=self.subject.account)
         return accounts[0] if accounts else None
 
     def _acquire(self, app: msal.ClientApplication, *, force: bool) -> MsalResult | None:
@@ -144,7 +160,7 @@ class DelegatedTokenProvider(_MsalTokenProvider):
         return result
 
     def _account_name(self) -> str | None:
-        return self.subject.username
+        return self.subject.account
 
     def _cached_access_tokens(self) -> list[dict[str, Any]]:
         account = self.account(self.session.application())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +37,7 @@ from ingest.sources.base import (
     SourceFactory,
     SourceOptions,
 )
+from ingest.sources.connect import ServerThrottled, SessionEnded, SessionTokenExpired
 from ingest.sources.registry import SOURCES, make_source
 from ingest.store.checkpoints import Checkpoints
 from ingest.store.statistics import PlannerStatistics
@@ -58,6 +59,8 @@ class RetryPolicy:
     healthy_seconds: float = 60.0
     # A sign-in that needs a person, or a settings error, is retried this slowly.
     slow_retry_seconds: float = 300.0
+    # A server that asks for a pause (throttling) gets it, up to this long.
+    throttle_cap_seconds: float = 900.0
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,7 @@ class MailboxWorker:
         self.sessions = 0
         self.filed_this_session = 0
         self._pending: Cursor | None = None  # filed, its checkpoint not written yet
+        self._last_bye: float | None = None  # when the server last ended a session itself
 
     @property
     def name(self) -> str:
@@ -150,10 +154,11 @@ class MailboxWorker:
 
     def _with_backoff(self) -> bool:
         policy = self.options.retry
+        backoff = (wait_exponential(multiplier=policy.initial_seconds, max=policy.cap_seconds)
+                   + wait_random(0, policy.jitter_seconds))
         retrying = Retrying(
             retry=retry_if_exception_type(TransientError),
-            wait=wait_exponential(multiplier=policy.initial_seconds, max=policy.cap_seconds)
-            + wait_random(0, policy.jitter_seconds),
+            wait=lambda state: self._pause_for(state, backoff),
             stop=self._give_up,
             sleep=self._sleep,
             before_sleep=self._before_sleep,
@@ -161,6 +166,18 @@ class MailboxWorker:
         )
         reconnect: bool = retrying(self._session)
         return reconnect
+
+    def _pause_for(self, state: RetryCallState, backoff: Callable[[RetryCallState], float]
+                   ) -> float:
+        """The server's own suggested pause when it throttles (capped), else the backoff."""
+        error = state.outcome.exception() if state.outcome else None
+        if not isinstance(error, ServerThrottled):
+            return backoff(state)
+        pause = min(error.wait_seconds, self.options.retry.throttle_cap_seconds)
+        log.warning("mailbox '%s': throttled by the server, which suggests waiting %.1f s; "
+                    "waiting %.1f s (at most %.0f s)", self.name, error.wait_seconds,
+                    pause, self.options.retry.throttle_cap_seconds)
+        return pause
 
     def _sleep(self, seconds: float) -> None:
         self.stop.wait(seconds)  # a shutdown cuts the backoff short
@@ -193,6 +210,7 @@ class MailboxWorker:
             self._drain(source)
             return self._follow(source)
         except TransientError as exc:
+            self._forget_expired_token(exc)
             # A link that breaks every few minutes but files mail in between is working:
             # growing the backoff would only leave mail waiting longer.
             if not self.filed_this_session:
@@ -225,6 +243,13 @@ class MailboxWorker:
                 if self.stop.is_set():
                     break
                 self._drain(source)
+        except SessionEnded as exc:
+            if self._ended_recently():
+                raise
+            # A server ends idle or expired sessions itself: reconnecting is routine.
+            self._forget_expired_token(exc)
+            log.info("%s", exc)
+            return True
         except TransientError as exc:
             if time.monotonic() - healthy_since < self.options.retry.healthy_seconds:
                 raise
@@ -232,6 +257,17 @@ class MailboxWorker:
             self._note_error(str(exc))
             return True
         return False
+
+    def _ended_recently(self) -> bool:
+        """Whether the server's previous BYE came less than ``healthy_seconds`` ago (then
+        this one goes through the backoff, so a server that always says BYE is not hammered)."""
+        now, previous = time.monotonic(), self._last_bye
+        self._last_bye = now
+        return previous is not None and now - previous < self.options.retry.healthy_seconds
+
+    def _forget_expired_token(self, exc: TransientError) -> None:
+        if isinstance(exc, SessionTokenExpired):
+            self.context.providers.for_subject(self.mailbox).invalidate()
 
     @property
     def _idles(self) -> bool:

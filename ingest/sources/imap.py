@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 
 from imapclient import DELETED, SEEN, IMAPClient
 
+from ingest.auth import LoginCredentials
+from ingest.config_reader import Secret
 from ingest.errors import UserError
 from ingest.sources.base import (
     Cursor,
@@ -27,7 +29,7 @@ from ingest.sources.base import (
     SourceRef,
     batches_of,
 )
-from ingest.sources.connect import boundary, log_in
+from ingest.sources.connect import boundary, log_in, session_ended
 from ingest.sources.imap_fetch import fetch_messages
 from ingest.sources.imap_folders import Namespace, server_namespace, wire_name, wire_names
 from ingest.sources.imap_session import close_imap, imap_authenticate, open_imap
@@ -55,6 +57,7 @@ class ImapSource:
         self.mechanism: str | None = None
         self._read_up_to = 0  # the highest UID handed out in this session
         self._namespace = Namespace("", "/")
+        self._token: Secret | None = None  # the session's access token, for a diagnosis
 
     @property
     def folder(self) -> str:
@@ -72,8 +75,10 @@ class ImapSource:
         client = open_imap(box, self.options.timeout_seconds)
         try:
             self.mechanism = log_in(box, self.context.providers,
-                                    lambda login: imap_authenticate(client, box, login))
-            with boundary(box, "reading the server's capabilities and namespace"):
+                                    lambda login: self._authenticate(client, login))
+            # Exchange Online accepts a token and then refuses the session's first command.
+            with boundary(box, "reading the server's capabilities and namespace",
+                          token=self._token):
                 self._capabilities = {cap.upper() for cap in client.capabilities()}
                 self._namespace = server_namespace(client, self._capabilities)
             watched = self._wire(box.folder)
@@ -82,7 +87,7 @@ class ImapSource:
                     self._wire(destination)  # refuse a path the server cannot hold up front
             if not self.context.read_only:
                 self._create_destinations(client)
-            with boundary(box, f"SELECT of folder '{box.folder}'"):
+            with boundary(box, f"SELECT of folder '{box.folder}'", token=self._token):
                 if not client.folder_exists(watched):
                     raise FolderMissing(
                         f"mailbox '{box.name}': the folder '{box.folder}' does not exist on "
@@ -94,6 +99,10 @@ class ImapSource:
             raise
         self._client = client
         self.uidvalidity = int(selected[b"UIDVALIDITY"])
+
+    def _authenticate(self, client: IMAPClient, credentials: LoginCredentials) -> str:
+        self._token = credentials.secret if credentials.kind == "xoauth2" else None
+        return imap_authenticate(client, self.mailbox, credentials)
 
     def _create_destinations(self, client: IMAPClient) -> None:
         box = self.mailbox
@@ -236,6 +245,7 @@ class ImapSource:
         client = self.client
         with boundary(self.mailbox, "waiting for new mail (IDLE)"):
             client.idle()
+            ended = False
             try:
                 while not stop.is_set():
                     timeout = min(self.options.wake_seconds, deadline - time.monotonic())
@@ -243,6 +253,10 @@ class ImapSource:
                         return False
                     started = time.monotonic()
                     responses = client.idle_check(timeout=timeout)
+                    bye = next((r for r in responses if r[:1] == (b"BYE",)), None)
+                    if bye is not None:
+                        ended = True  # no DONE to a connection the server has closed
+                        raise session_ended(self.mailbox, _text(bye[1:]))
                     if any(_announces_mail(r) for r in responses):
                         return True
                     # imapclient returns nothing, at once, when the connection has ended;
@@ -251,13 +265,19 @@ class ImapSource:
                         return True
                 return True
             finally:
-                client.idle_done()
+                if not ended:
+                    client.idle_done()
 
     def close(self) -> None:
         """Log out; never raises."""
         client, self._client = self._client, None
         if client is not None:
             close_imap(client)
+
+
+def _text(words: tuple[Any, ...]) -> str:
+    return " ".join(w.decode(errors="replace") if isinstance(w, bytes) else str(w)
+                    for w in words)
 
 
 def _announces_mail(response: tuple[Any, ...]) -> bool:

@@ -123,7 +123,7 @@ class Checkpoints:
                 return False
             command = error.command if isinstance(error, ReauthRequired) else None
             detail = {"mailbox": self.mailbox, "cause": error.cause, "fix": error.fix,
-                      "command": command}
+                      "command": command, "token": error.claims or None}
             row.state = {**row.state, AUTH_EPISODE: {"since": utcnow().isoformat(),
                                                      "cause": error.cause}}
             event = add_event(session, "auth.failed", detail=detail)

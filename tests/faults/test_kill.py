@@ -3,7 +3,7 @@
 Each round starts a poller and kills it (SIGKILL, no chance to clean up) at a point drawn
 from the seed: while it starts and logs in, after a random number of messages, or while
 its dispatcher is delivering webhooks. A last ``poll --once`` then drains what is left,
-and every guarantee is checked. Runs on SQLite and on PostgreSQL.
+and every guarantee is checked. Runs on SQLite and on PostgreSQL, on every Dovecot shape.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from tests.faults.installation import LEASE_SECONDS, password_mailbox
 from tests.faults.scale import FaultScale
 from tests.servers.ackmail_process import AckmailProcess
 from tests.servers.dovecot import DovecotServer
+from tests.servers.dovecot_fixtures import across_shapes
 
 STARTUP_SECONDS = 2.5  # python start, config, login: a kill in here lands before any message
 DISPATCH_WAIT_SECONDS = 12.0  # the poller's dispatcher runs every 5 s
@@ -66,6 +67,7 @@ def _points(run: FaultRun, kills: int) -> list[str]:
     return chosen
 
 
+@across_shapes
 def test_sigkill_at_random_points_records_decides_and_delivers_everything_once(
         make_run: MakeRun, dovecot: DovecotServer, scale: FaultScale) -> None:
     run = make_run(dovecot, password_mailbox(dovecot, dovecot.imaps_port),

@@ -74,7 +74,7 @@ class HarnessUsers:
 
     bob: MailUser  # password login (PLAIN / LOGIN)
     alice: MailUser  # delegated token whose 'upn' is alice
-    shared: MailUser  # app-only token of the instance's app id, granted this mailbox
+    shared: MailUser  # granted to the instance's app id (app-only) and to alice (delegated)
 
     def all(self) -> tuple[MailUser, ...]:
         """Every user, in a fixed order."""
@@ -314,6 +314,8 @@ class DovecotServer:
         (auth / "users").write_text("".join(f"{u.address}:::::::\n" for u in self.users.all()))
         (auth / "app-grants").write_text(
             f"{self.app_id}+{self.users.shared.address}:::::::nopassword=y\n")
+        (auth / "delegate-grants").write_text(
+            f"{self.users.alice.address}+{self.users.shared.address}:::::::nopassword=y\n")
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.servers.dovecot import DEFAULT_APP_ID, DEFAULT_KID, DovecotServer, TokenTrust
 from tests.servers.dovecot_shapes import DEBIAN_DEFAULT, SHAPES, DovecotShape
+from tests.servers.imap_proxy import ExchangeProxy
 from tests.servers.tcp_proxy import TcpProxy
 from tests.servers.tls import TestPki
 
@@ -50,6 +51,12 @@ class DovecotFactory(Protocol):
 
     def __call__(self, *, issuer: str, public_key_pem: bytes, kid: str = DEFAULT_KID,
                  app_id: str = DEFAULT_APP_ID, pki: TestPki | None = None) -> DovecotServer: ...
+
+
+class ExchangeProxyFactory(Protocol):
+    """``exchange_proxy_factory(server)``: an Exchange-Online-like proxy in front of it."""
+
+    def __call__(self, server: DovecotServer) -> ExchangeProxy: ...
 
 
 class TcpProxyFactory(Protocol):
@@ -113,6 +120,20 @@ def tcp_proxy_factory() -> Iterator[TcpProxyFactory]:
 
     def start(host: str, port: int) -> TcpProxy:
         proxies.append(TcpProxy(host, port))
+        return proxies[-1]
+
+    yield start
+    for proxy in proxies:
+        proxy.close()
+
+
+@pytest.fixture
+def exchange_proxy_factory() -> Iterator[ExchangeProxyFactory]:
+    """Start proxies that answer as Exchange Online does; all are closed after the test."""
+    proxies: list[ExchangeProxy] = []
+
+    def start(server: DovecotServer) -> ExchangeProxy:
+        proxies.append(ExchangeProxy(server))
         return proxies[-1]
 
     yield start

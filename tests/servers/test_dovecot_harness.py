@@ -190,6 +190,21 @@ def test_app_token_opens_only_granted_mailboxes(dovecot: DovecotServer,
         client.oauth2_login(dovecot.users.alice.address, token)
 
 
+def test_a_delegates_token_opens_only_the_shared_mailbox_granted_to_it(
+        dovecot: DovecotServer, harness_signing_key: SigningKey) -> None:
+    shared = dovecot.users.shared.address
+    for upn, opens in ((dovecot.users.alice.address, True), ("bob@example.test", False)):
+        token = sign(harness_signing_key, user_claims(harness_signing_key, upn))
+        with IMAPClient(dovecot.host, dovecot.imaps_port, ssl_context=dovecot.client_context(),
+                        timeout=10) as client:
+            if opens:
+                client.oauth2_login(shared, token)
+                assert client.select_folder("INBOX")[b"EXISTS"] == 0
+            else:
+                with pytest.raises(LoginError):
+                    client.oauth2_login(shared, token)
+
+
 def test_log_holds_no_token_or_password(imaps: IMAPClient, dovecot: DovecotServer,
                                         harness_signing_key: SigningKey) -> None:
     alice = dovecot.users.alice.address

@@ -19,7 +19,7 @@ from ingest.config import MailboxConfig, Settings, SmtpConfig
 from ingest.errors import ConfigError
 from ingest.timeutil import isoformat_z
 
-STATUS_COLUMNS = ("subject", "kind", "account", "signed_in", "access_token_expires",
+STATUS_COLUMNS = ("subject", "kind", "mailbox", "account", "signed_in", "access_token_expires",
                   "last_refresh", "refresh_token_idle_days", "client_secret_expires", "warnings")
 
 
@@ -66,7 +66,8 @@ def run_login(ctx: CommandContext) -> int:
         prompt = start_device_sign_in(provider)
         print(prompt.message, flush=True)
         result = finish_device_sign_in(provider, prompt)
-    print(f"{result.subject}: signed in as {result.account}; access token valid until "
+    print(f"{result.subject}: signed in as {result.account} for mailbox "
+          f"{provider.subject.username}; access token valid until "
           f"{isoformat_z(result.access_token_expires)}; the refresh token is stored encrypted")
     return 0
 
@@ -89,7 +90,8 @@ def run_status(ctx: CommandContext) -> int:
 
 def _row(status: AuthStatus) -> dict[str, object]:
     return {
-        "subject": status.subject, "kind": status.kind.value, "account": status.account,
+        "subject": status.subject, "kind": status.kind.value, "mailbox": status.mailbox,
+        "account": status.account,
         "signed_in": status.signed_in, "access_token_expires": status.access_token_expires,
         "last_refresh": status.last_refresh,
         "refresh_token_idle_days": status.refresh_token_idle_days,
