@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import enum
+from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from ingest.cli.output import FORMATS
-from ingest.store.queries import Page
 from ingest.timeutil import as_utc, parse_duration, utcnow
+
+if TYPE_CHECKING:
+    from ingest.store.queries import Page
 
 # The largest row count or offset the databases take (a signed 32-bit integer).
 MAX_COUNT = 2**31 - 1
@@ -54,4 +59,27 @@ def add_listing_options(parser: argparse.ArgumentParser) -> None:
 
 def page_of(args: argparse.Namespace) -> Page:
     """The paging options as a Page."""
+    from ingest.store.queries import Page
+
     return Page(limit=args.limit, offset=max(0, args.offset))
+
+
+def choices(values: Iterable[enum.Enum]) -> list[str]:
+    """The values of an enum, as an option's choices."""
+    return [str(member.value) for member in values]
+
+
+def actions_of(
+    parent: argparse.ArgumentParser,
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """The required ACTION sub-commands of a command (``list``, ``retry``...)."""
+    return parent.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+
+def list_parser(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser], help_text: str
+) -> argparse.ArgumentParser:
+    """A ``list`` action with the listing options."""
+    parser = actions.add_parser("list", help=help_text)
+    add_listing_options(parser)
+    return parser

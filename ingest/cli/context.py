@@ -6,12 +6,12 @@ import argparse
 import os
 from functools import cached_property
 from pathlib import Path
-
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING
 
 from ingest.config import CONFIG_ENV, Settings, config_path_from, load_settings
-from ingest.store.db import make_engine
-from ingest.store.migrate import require_current
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 class CommandContext:
@@ -33,6 +33,9 @@ class CommandContext:
     @cached_property
     def engine(self) -> Engine:
         """An engine on the configured database, whatever its schema revision."""
+        # SQLAlchemy loads here, not at start-up: `--help` and `parse` never need it.
+        from ingest.store.db import make_engine
+
         return make_engine(self.settings.database_url)
 
     def close(self) -> None:
@@ -42,5 +45,7 @@ class CommandContext:
 
     def store(self) -> Engine:
         """The engine, after checking the schema is the one this code expects."""
+        from ingest.store.schema import require_current
+
         require_current(self.engine)
         return self.engine

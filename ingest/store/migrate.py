@@ -1,4 +1,4 @@
-"""Alembic from inside ackmail: upgrade, downgrade, and the revision check every command makes.
+"""Alembic from inside ackmail: upgrade, downgrade, and the full revision check.
 
 The same ``migrations/`` folder serves ``ackmail db upgrade`` and plain
 ``alembic upgrade head``; both end in ``migrations/env.py``. An installed
@@ -6,8 +6,6 @@ ackmail carries that folder as ``ingest/_migrations`` (see setup.py).
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
@@ -19,12 +17,9 @@ from sqlalchemy.exc import DBAPIError
 
 from ingest.errors import StoreError
 from ingest.store.db import ping
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-INSTALLED_MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "_migrations"
-MIGRATIONS_DIR = (
-    INSTALLED_MIGRATIONS_DIR if INSTALLED_MIGRATIONS_DIR.is_dir() else PROJECT_ROOT / "migrations"
-)
+from ingest.store.schema import MIGRATIONS_DIR as MIGRATIONS_DIR
+from ingest.store.schema import PROJECT_ROOT as PROJECT_ROOT
+from ingest.store.schema import sqlite_file_missing
 
 
 def alembic_config(engine: Engine) -> Config:
@@ -49,14 +44,6 @@ def _script_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
-
-
-def sqlite_file_missing(engine: Engine) -> bool:
-    """True for a SQLite URL whose file does not exist (connecting would create it)."""
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
-        return False
-    return not Path(database).exists()
 
 
 def current_revision(engine: Engine) -> str | None:

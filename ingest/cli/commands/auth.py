@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import webbrowser
+from typing import TYPE_CHECKING
 
-from ingest.auth import (
-    AuthStatus,
-    TokenProviders,
-    auth_status,
-    finish_device_sign_in,
-    sign_in_with_browser,
-    start_device_sign_in,
-)
 from ingest.cli.context import CommandContext
 from ingest.cli.output import render, to_json
-from ingest.config import MailboxConfig, Settings, SmtpConfig
+from ingest.config import MailboxConfig, SmtpConfig
 from ingest.errors import ConfigError
 from ingest.timeutil import isoformat_z
+
+if TYPE_CHECKING:
+    from ingest.auth import AuthStatus
 
 STATUS_COLUMNS = ("subject", "kind", "account", "signed_in", "access_token_expires",
                   "last_refresh", "refresh_token_idle_days", "client_secret_expires", "warnings")
@@ -38,11 +33,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     status.set_defaults(handler=run_status)
 
 
-def providers_for(settings: Settings) -> TokenProviders:
-    """The token providers of this installation (caches under the state directory)."""
-    return TokenProviders(settings.state_dir, settings.security.cache_key)
-
-
 def _subject(ctx: CommandContext) -> MailboxConfig | SmtpConfig:
     settings, args = ctx.settings, ctx.args
     if args.smtp:
@@ -55,8 +45,13 @@ def _subject(ctx: CommandContext) -> MailboxConfig | SmtpConfig:
 
 
 def run_login(ctx: CommandContext) -> int:
-    provider = providers_for(ctx.settings).for_subject(_subject(ctx))
+    from ingest.app import token_providers
+    from ingest.auth import finish_device_sign_in, sign_in_with_browser, start_device_sign_in
+
+    provider = token_providers(ctx.settings).for_subject(_subject(ctx))
     if ctx.args.browser:
+        import webbrowser
+
         def show(url: str) -> bool:
             print(f"Opening the sign-in page; if no browser opens, visit:\n  {url}", flush=True)
             return webbrowser.open(url)
@@ -72,6 +67,8 @@ def run_login(ctx: CommandContext) -> int:
 
 
 def run_status(ctx: CommandContext) -> int:
+    from ingest.auth import auth_status
+
     settings = ctx.settings
     boxes = [settings.mailbox(ctx.args.mailbox)] if ctx.args.mailbox else list(settings.mailboxes)
     subjects: list[MailboxConfig | SmtpConfig] = [b for b in boxes if b.protocol != "maildir"]

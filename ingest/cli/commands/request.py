@@ -9,27 +9,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import update
-
-from ingest.auth import TokenProviders
+from ingest.cli.arguments import choices
 from ingest.cli.context import CommandContext
 from ingest.config import Settings, SmtpConfig
 from ingest.errors import ConfigError
-from ingest.outgoing.request_mail import RecipientMail, SendFailure, send_request_emails
-from ingest.outgoing.smtp import Mailer
-from ingest.register import NewRequest, RegisteredRequest, register_request
-from ingest.store.db import transaction
-from ingest.store.models import Recipient, RequestKind
+from ingest.store.statuses import RequestKind
 from ingest.timeutil import isoformat_z, parse_duration, utcnow
+
+if TYPE_CHECKING:
+    from ingest.outgoing.request_mail import RecipientMail, SendFailure
+    from ingest.register import RegisteredRequest
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("request", help="register a request awaiting replies")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     create = actions.add_parser("create", help="register a pending request; prints JSON")
-    create.add_argument("--kind", required=True, choices=[k.value for k in RequestKind])
+    create.add_argument("--kind", required=True, choices=choices(RequestKind))
     create.add_argument("--ref", required=True, help="the workflow's own reference, e.g. CR-20631")
     create.add_argument(
         "--responder",
@@ -63,6 +61,9 @@ def _duration(text: str) -> str:
 
 
 def run_create(ctx: CommandContext) -> int:
+    from ingest.register import NewRequest, register_request
+    from ingest.store.db import transaction
+
     a = ctx.args
     settings = ctx.settings
     if settings.security.token_secret is None:
@@ -109,8 +110,16 @@ def _smtp_for_sending(settings: Settings) -> SmtpConfig:
 def _send(
     ctx: CommandContext, registered: RegisteredRequest, smtp: SmtpConfig, output: dict[str, Any]
 ) -> list[SendFailure]:
+    from sqlalchemy import update
+
+    from ingest.app import token_providers
+    from ingest.outgoing.request_mail import send_request_emails
+    from ingest.outgoing.smtp import Mailer
+    from ingest.store.db import transaction
+    from ingest.store.models import Recipient
+
     settings = ctx.settings
-    mailer = Mailer(smtp, TokenProviders(settings.state_dir, settings.security.cache_key))
+    mailer = Mailer(smtp, token_providers(settings))
     sent_at: dict[str, str | None] = {}
 
     def record(recipient: RecipientMail) -> None:
