@@ -37,12 +37,21 @@ def since(text: str) -> datetime:
 
 def positive_int(text: str) -> int:
     """A whole number >= 1."""
+    return _whole_number(text, least=1)
+
+
+def non_negative_int(text: str) -> int:
+    """A whole number >= 0."""
+    return _whole_number(text, least=0)
+
+
+def _whole_number(text: str, *, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{value} must be {least} or more")
     if value > MAX_COUNT:
         raise argparse.ArgumentTypeError(f"{value} is too large; the most is {MAX_COUNT}")
     return value
@@ -54,14 +63,14 @@ def add_listing_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--limit", type=positive_int, default=100, help="rows per page (default 100)"
     )
-    parser.add_argument("--offset", type=int, default=0, help="rows to skip (paging)")
+    parser.add_argument("--offset", type=non_negative_int, default=0, help="rows to skip (paging)")
 
 
 def page_of(args: argparse.Namespace) -> Page:
     """The paging options as a Page."""
     from ingest.store.queries import Page
 
-    return Page(limit=args.limit, offset=max(0, args.offset))
+    return Page(limit=args.limit, offset=args.offset)
 
 
 def choices(values: Iterable[enum.Enum]) -> list[str]:

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ingest.config import CONFIG_ENV, Settings, config_path_from, load_settings
+from ingest.config import CONFIG_ENV, DATABASE_URL_ENV, Settings, config_path_from, load_settings
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+
+
+def defaults_notice(settings: Settings) -> str:
+    """What a command without a configuration file runs with, so nobody wonders."""
+    database = (f"the database in {DATABASE_URL_ENV}" if DATABASE_URL_ENV in os.environ
+                else settings.database_url)
+    return (f"no configuration file {settings.path}; using the defaults: {database}, "
+            "no mailboxes, no rules file (run 'ackmail init' to write one)")
 
 
 class CommandContext:
@@ -28,7 +37,10 @@ class CommandContext:
     def settings(self) -> Settings:
         """The validated configuration; a missing file means the embedded default (SQLite)."""
         explicit = self.args.config is not None or CONFIG_ENV in os.environ
-        return load_settings(self.config_path, require_file=explicit)
+        settings = load_settings(self.config_path, require_file=explicit)
+        if not explicit and not self.config_path.exists():
+            print(f"ackmail: {defaults_notice(settings)}", file=sys.stderr)
+        return settings
 
     @cached_property
     def engine(self) -> Engine:

@@ -7,6 +7,8 @@ ackmail carries that folder as ``ingest/_migrations`` (see setup.py).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -58,8 +60,21 @@ def current_revision(engine: Engine) -> str | None:
         raise StoreError(f"cannot read the schema revision: {exc.orig}") from None
 
 
+def require_sqlite_folder(engine: Engine) -> None:
+    """Refuse a SQLite file in a folder that does not exist: SQLite would not create it."""
+    if not sqlite_file_missing(engine):
+        return
+    folder = Path(str(engine.url.database)).absolute().parent
+    if not folder.is_dir():
+        raise StoreError(
+            f"the folder {folder} of the database file {engine.url.database} does not exist; "
+            f"create it (mkdir -p {folder}) or check [database] url"
+        )
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (default: the newest)."""
+    require_sqlite_folder(engine)
     ping(engine)
     command.upgrade(alembic_config(engine), revision)
 
@@ -82,6 +97,7 @@ def require_current(engine: Engine) -> None:
     if current == head:
         return
     if current is None and sqlite_file_missing(engine):
+        require_sqlite_folder(engine)
         raise StoreError(
             f"the database file {engine.url.database} does not exist; run 'ackmail init' "
             "(or 'ackmail db upgrade') to create it, or check [database] url"

@@ -12,7 +12,7 @@ from ingest.errors import ConfigError
 from ingest.timeutil import isoformat_z
 
 if TYPE_CHECKING:
-    from ingest.auth import AuthStatus
+    from ingest.auth import AuthStatus, SignInResult
 
 STATUS_COLUMNS = ("subject", "kind", "account", "signed_in", "access_token_expires",
                   "last_refresh", "refresh_token_idle_days", "client_secret_expires", "warnings")
@@ -45,25 +45,37 @@ def _subject(ctx: CommandContext) -> MailboxConfig | SmtpConfig:
 
 
 def run_login(ctx: CommandContext) -> int:
+    from ingest.auth.errors import AuthError, IdentityProviderUnavailable
+
+    try:
+        result = _sign_in(ctx)
+    except IdentityProviderUnavailable as exc:
+        # The poller retries on its own; a sign-in at the terminal is retried by the person.
+        again = "ackmail auth login " + ("--smtp" if ctx.args.smtp else ctx.args.mailbox)
+        raise AuthError(exc.subject, exc.cause, "nothing was signed in; check the network "
+                        f"path to the authority, then run '{again}' again", code=exc.code,
+                        correlation_id=exc.correlation_id) from None
+    print(f"{result.subject}: signed in as {result.account}; access token valid until "
+          f"{isoformat_z(result.access_token_expires)}; the refresh token is stored encrypted")
+    return 0
+
+
+def _sign_in(ctx: CommandContext) -> SignInResult:
     from ingest.app import token_providers
     from ingest.auth import finish_device_sign_in, sign_in_with_browser, start_device_sign_in
 
     provider = token_providers(ctx.settings).for_subject(_subject(ctx))
-    if ctx.args.browser:
-        import webbrowser
-
-        def show(url: str) -> bool:
-            print(f"Opening the sign-in page; if no browser opens, visit:\n  {url}", flush=True)
-            return webbrowser.open(url)
-
-        result = sign_in_with_browser(provider, open_url=show)
-    else:
+    if not ctx.args.browser:
         prompt = start_device_sign_in(provider)
         print(prompt.message, flush=True)
-        result = finish_device_sign_in(provider, prompt)
-    print(f"{result.subject}: signed in as {result.account}; access token valid until "
-          f"{isoformat_z(result.access_token_expires)}; the refresh token is stored encrypted")
-    return 0
+        return finish_device_sign_in(provider, prompt)
+    import webbrowser
+
+    def show(url: str) -> bool:
+        print(f"Opening the sign-in page; if no browser opens, visit:\n  {url}", flush=True)
+        return webbrowser.open(url)
+
+    return sign_in_with_browser(provider, open_url=show)
 
 
 def run_status(ctx: CommandContext) -> int:

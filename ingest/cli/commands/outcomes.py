@@ -28,7 +28,7 @@ def run_list(ctx: CommandContext) -> int:
 
     a = ctx.args
     with read_session(ctx.store()) as session:
-        rows = list_outcomes(session, status=a.status, limit=a.limit, offset=max(0, a.offset))
+        rows = list_outcomes(session, status=a.status, limit=a.limit, offset=a.offset)
     print(render(rows, OUTCOME_COLUMNS, a.format))
     return 0
 

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from ingest.pipeline import PipelineConfig
 
 
+# The text output's words for sender_verified (JSON keeps true/false/null).
+VERIFIED = {True: "sender verified", False: "sender NOT verified", None: "sender not checked"}
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("parse", help="show what ackmail makes of .eml files (offline)")
     parser.add_argument("files", nargs="+", metavar="FILE", help="message files; - reads stdin")
@@ -104,7 +108,7 @@ def _as_text(result: dict[str, Any]) -> str:
         return f"{result['file']}: {result['error']}"
     lines = [
         f"{result['file']}: {result['kind']}, intent {result['intent']}, "
-        f"from {result['sender']} (verified: {result['sender_verified']})",
+        f"from {result['sender']} ({VERIFIED[result['sender_verified']]})",
         f"  token: {result['token'] or '-'}  request: {result['request_id'] or '-'}",
         f"  reply text: {result['reply_text']!r}",
     ]

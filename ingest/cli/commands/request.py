@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any
 from ingest.cli.arguments import choices
 from ingest.cli.context import CommandContext
 from ingest.config import Settings, SmtpConfig
-from ingest.errors import ConfigError
+from ingest.errors import ConfigError, UserError
 from ingest.store.statuses import RequestKind
 from ingest.timeutil import isoformat_z, parse_duration, utcnow
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from ingest.outgoing.request_mail import RecipientMail, SendFailure
     from ingest.register import RegisteredRequest
 
@@ -47,6 +49,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     create.add_argument(
         "--send", action="store_true", help="send each responder their email through [smtp]"
     )
+    create.add_argument("--allow-duplicate-ref", action="store_true",
+                        help="register even when a request with this --ref is still pending")
     create.set_defaults(handler=run_create)
 
 
@@ -81,6 +85,8 @@ def run_create(ctx: CommandContext) -> int:
         expires_in=parse_duration(a.expires or settings.requests.default_expires),
     )
     with transaction(ctx.store()) as session:
+        if not a.allow_duplicate_ref:
+            _refuse_pending_ref(session, a.ref)
         registered = register_request(
             session, new, secret=settings.security.token_secret.reveal(), config=settings.requests
         )
@@ -95,6 +101,21 @@ def run_create(ctx: CommandContext) -> int:
               "to the responders who did not get them", file=sys.stderr)
         return 1
     return 0
+
+
+def _refuse_pending_ref(session: Session, ref: str) -> None:
+    """A second pending request for one ref is usually a retried script, not a wish."""
+    from sqlalchemy import select
+
+    from ingest.store.models import Request, RequestStatus
+
+    pending = session.scalar(select(Request.id).where(
+        Request.ref == ref, Request.status == RequestStatus.PENDING).limit(1))
+    if pending is not None:
+        raise UserError(
+            f"request #{pending} with ref {ref} is still pending, so nothing was registered; "
+            "pass --allow-duplicate-ref to register another with the same ref"
+        )
 
 
 def _smtp_for_sending(settings: Settings) -> SmtpConfig:
