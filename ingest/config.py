@@ -254,8 +254,8 @@ def _service(section: Section, path: Path) -> dict[str, Any]:
 
 def _read_toml(path: Path, require_file: bool) -> dict[str, Any]:
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        # utf-8-sig: Windows editors save UTF-8 with a byte-order mark, which TOML rejects.
+        return tomllib.loads(path.read_bytes().decode("utf-8-sig"))
     except FileNotFoundError:
         if require_file:
             raise ConfigError(
@@ -267,7 +267,7 @@ def _read_toml(path: Path, require_file: bool) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at that place") from None
     except UnicodeDecodeError:
         raise ConfigError(
-            f"{path}: is not UTF-8 text; save it as UTF-8 (without a byte-order mark)"
+            f"{path}: is not UTF-8 text; save it as UTF-8"
         ) from None
     except OSError as exc:
         raise ConfigError(
@@ -278,8 +278,19 @@ def _read_toml(path: Path, require_file: bool) -> dict[str, Any]:
 def _database_url(section: Section, path: Path) -> str:
     url = section.text("url", default="sqlite:///ackmail.db")
     section.finish()
-    url = os.environ.get(DATABASE_URL_ENV) or url
+    url = _database_url_from_env() or url
     return _anchor_sqlite_path(url, path.parent)
+
+
+def _database_url_from_env() -> str | None:
+    """``ACKMAIL_DATABASE_URL``, if set; set but empty is a mistake, not a wish for the default."""
+    url = os.environ.get(DATABASE_URL_ENV)
+    if url is not None and not url.strip():
+        raise ConfigError(
+            f"environment variable {DATABASE_URL_ENV} is empty; set it to a database URL "
+            "(e.g. sqlite:///ackmail.db) or unset it to use [database] url"
+        )
+    return url
 
 
 def _anchor_sqlite_path(url: str, base: Path) -> str:

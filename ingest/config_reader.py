@@ -48,7 +48,8 @@ class Secret:
 class Section:
     """One TOML table, read key by key."""
 
-    def __init__(self, data: Any, where: str, path: Path) -> None:
+    def __init__(self, data: Any, where: str, path: Path, *, toml: str = "",
+                 within: str = "", is_item: bool = False) -> None:
         if not isinstance(data, dict):
             raise ConfigError(
                 f"{path}: {where or 'the top level'} must be a table, not {type(data).__name__}"
@@ -56,6 +57,9 @@ class Section:
         self.data: dict[str, Any] = data
         self.where = where
         self.path = path
+        self.toml = toml  # the table's name as the file writes it: mailbox.oauth
+        self.within = within  # the [[array]] entry it belongs to: [[mailbox]] 'approvals'
+        self.is_item = is_item
         self._used: set[str] = set()
 
     @property
@@ -81,8 +85,13 @@ class Section:
         if key in self.data:
             return self.data[key]
         if default is MISSING:
-            self.fail(key, "is required but missing")
+            self.fail(key, f"is required but missing{self._misspelt(key)}")
         return default
+
+    def _misspelt(self, key: str) -> str:
+        unused = [name for name in self.data if name not in self._used]
+        hint = difflib.get_close_matches(key, unused, n=1)
+        return f" ('{hint[0]}' is there: did you mean '{key}'?)" if hint else ""
 
     def _typed(self, key: str, default: Any, kind: type | tuple[type, ...], described: str) -> Any:
         value = self._take(key, default)
@@ -155,18 +164,22 @@ class Section:
     def section(self, key: str, *, required: bool = False) -> Section:
         """The sub-table ``key`` (an empty one when absent and not required)."""
         data = self._take(key, MISSING if required else {})
-        return Section(data, f"[{self._join(key)}]", self.path)
+        toml, within = self._child(key)
+        return Section(data, f"{within} [{toml}]".lstrip(), self.path, toml=toml, within=within)
 
     def array(self, key: str) -> list[Section]:
         """The array of tables ``[[key]]``, each as a Section."""
         items = self._take(key, [])
+        toml, within = self._child(key)
         if not isinstance(items, list):
-            self.fail(key, f"must be written as [[{key}]] tables")
-        return [Section(item, f"[[{key}]] #{n}", self.path) for n, item in enumerate(items, 1)]
+            self.fail(key, f"must be written as [[{toml}]] tables")
+        return [Section(item, f"{within} [[{toml}]] #{n}".lstrip(), self.path, toml=toml,
+                        is_item=True) for n, item in enumerate(items, 1)]
 
-    def _join(self, key: str) -> str:
-        inner = self.where.strip("[]")
-        return f"{inner}.{key}" if inner else key
+    def _child(self, key: str) -> tuple[str, str]:
+        """A sub-table's dotted TOML name, and the [[array]] entry it is written in."""
+        toml = f"{self.toml}.{key}" if self.toml else key
+        return toml, self.where if self.is_item else self.within
 
     def secret(self, key: str, *, required: bool = False) -> Secret | None:
         """Resolve ``{ env = "NAME" }``, ``{ file = "PATH" }`` or an inline string."""
@@ -183,23 +196,29 @@ class Section:
 
     def _secret_from_env(self, key: str, name: str) -> Secret:
         clear = os.environ.get(name)
-        if not clear:
+        if clear is None or not clear.strip():
+            state = "not set" if clear is None else "empty"
             self.fail(
                 key,
-                f"reads environment variable {name}, which is not set; export it "
-                'or point the key at a file with { file = "PATH" }',
+                f"reads environment variable {name}, which is {state}; export it with the "
+                'secret, or point the key at a file with { file = "PATH" }',
             )
-        return Secret(str(clear), f"env {name}")
+        return Secret(clear, f"env {name}")
 
     def _secret_from_file(self, key: str, name: str) -> Secret:
         file = (self.path_base / Path(name).expanduser()).absolute()
         try:
-            clear = file.read_text(encoding="utf-8").strip()
+            clear = file.read_text(encoding="utf-8-sig").strip()
+        except FileNotFoundError:
+            self.fail(key, f"reads {file}, which does not exist; create it or fix the path")
+        except PermissionError:
+            self.fail(key, f"reads {file}, which this user may not read; give the user running "
+                           "ackmail read permission (chmod 600, owned by that user)")
         except OSError as exc:
-            self.fail(
-                key,
-                f"reads {file}, which cannot be read ({exc.strerror}); create it or fix the path",
-            )
+            self.fail(key, f"reads {file}, which cannot be read ({exc.strerror}); fix the path")
+        except UnicodeDecodeError:
+            self.fail(key, f"reads {file}, which is not UTF-8 text; write the secret as plain "
+                           "UTF-8 text")
         if not clear:
             self.fail(key, f"reads {file}, which is empty; put the secret in it")
         return Secret(clear, f"file {file}")

@@ -9,6 +9,7 @@ are validated by the action itself (``Action.prepare``).
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from collections.abc import Mapping
@@ -138,8 +139,10 @@ class _Reader:
         stop = data.get("stop", False)
         if not isinstance(stop, bool):
             self.fail(self.source.key_line(n, "stop"), "stop must be true or false")
-        actions = self._actions(n, data.get("action", []), fields)
-        if not actions and stop is not True:
+        written = data.get("action", [])
+        actions = self._actions(n, written, fields)
+        # A rule whose actions were all refused has had its error; "no action" would be false.
+        if not written and stop is not True:
             self.fail(line, f"rule '{name}' has no [[rule.action]]; add one, or set stop = true "
                             "to make it a rule that only stops later rules")
         description = data.get("description", "")
@@ -185,11 +188,18 @@ class _Reader:
                 fields: frozenset[str]) -> ActionSpec | None:
         line = self.source.action_line(n, k)
         kind = data.get("type")
-        action = self.registry.get(kind) if isinstance(kind, str) else None
-        if action is None or not isinstance(kind, str):
-            self.fail(self.source.key_line(n, "type", k) if kind else line,
-                      f"action type {kind!r} is not known; use one of "
-                      f"{', '.join(self.registry.names())} (or install the plugin that adds it)")
+        names = list(self.registry.names())
+        if not isinstance(kind, str):
+            where = self.source.key_line(n, "type", k) if "type" in data else line
+            self.fail(where, f"the action needs type = one of {', '.join(names)}")
+            return None
+        action = self.registry.get(kind)
+        if action is None:
+            hint = difflib.get_close_matches(kind, names, n=1)
+            guess = f" (did you mean '{hint[0]}'?)" if hint else ""
+            self.fail(self.source.key_line(n, "type", k),
+                      f"action type '{kind}' is not known{guess}; use one of "
+                      f"{', '.join(names)} (or install the plugin that adds it)")
             return None
         own = {key: v for key, v in data.items() if key not in COMMON_ACTION_KEYS}
         params = Params(own, fields=fields, base_dir=self.path.parent)

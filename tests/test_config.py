@@ -163,7 +163,8 @@ def test_secrets_never_show_in_repr(tmp_path: Path, secrets_env: None) -> None:
             r"\[security\] key 'token_secret' reads environment variable ACKMAIL_SURELY_UNSET_VAR, "
             r"which is not set",
         ),
-        ("[security]\ntoken_secret = { file = 'missing/secret' }\n", r"cannot be read"),
+        ("[security]\ntoken_secret = { file = 'missing/secret' }\n",
+         r"which does not exist; create it"),
         ("[security]\ntoken_secret = { vault = 'x' }\n", r"must be \{ env = \"NAME\" \} or"),
         ("database = 5\n", r"\[database\] must be a table"),
         (

@@ -1,7 +1,7 @@
 """The ``ackmail`` command: parses arguments, runs one command, turns errors into one sentence.
 
-This is the only place that composes ``ingest`` and ``rules``. Exit status: 0 on
-success, 1 on a failure the message explains, 2 on bad usage (argparse).
+Exit status: 0 on success, 1 on a failure the message explains, 2 on bad usage
+(argparse). The pieces commands run are composed in ``ingest.app``.
 """
 
 from __future__ import annotations

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import enum
+from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from ingest.cli.output import FORMATS
-from ingest.store.queries import Page
 from ingest.timeutil import as_utc, parse_duration, utcnow
+
+if TYPE_CHECKING:
+    from ingest.store.queries import Page
 
 # The largest row count or offset the databases take (a signed 32-bit integer).
 MAX_COUNT = 2**31 - 1
@@ -32,12 +37,21 @@ def since(text: str) -> datetime:
 
 def positive_int(text: str) -> int:
     """A whole number >= 1."""
+    return _whole_number(text, least=1)
+
+
+def non_negative_int(text: str) -> int:
+    """A whole number >= 0."""
+    return _whole_number(text, least=0)
+
+
+def _whole_number(text: str, *, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{value} must be {least} or more")
     if value > MAX_COUNT:
         raise argparse.ArgumentTypeError(f"{value} is too large; the most is {MAX_COUNT}")
     return value
@@ -49,9 +63,32 @@ def add_listing_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--limit", type=positive_int, default=100, help="rows per page (default 100)"
     )
-    parser.add_argument("--offset", type=int, default=0, help="rows to skip (paging)")
+    parser.add_argument("--offset", type=non_negative_int, default=0, help="rows to skip (paging)")
 
 
 def page_of(args: argparse.Namespace) -> Page:
     """The paging options as a Page."""
-    return Page(limit=args.limit, offset=max(0, args.offset))
+    from ingest.store.queries import Page
+
+    return Page(limit=args.limit, offset=args.offset)
+
+
+def choices(values: Iterable[enum.Enum]) -> list[str]:
+    """The values of an enum, as an option's choices."""
+    return [str(member.value) for member in values]
+
+
+def actions_of(
+    parent: argparse.ArgumentParser,
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """The required ACTION sub-commands of a command (``list``, ``retry``...)."""
+    return parent.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+
+def list_parser(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser], help_text: str
+) -> argparse.ArgumentParser:
+    """A ``list`` action with the listing options."""
+    parser = actions.add_parser("list", help=help_text)
+    add_listing_options(parser)
+    return parser

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
+from ingest.config import CONFIG_ENV, DATABASE_URL_ENV, Settings, config_path_from, load_settings
 
-from ingest.config import CONFIG_ENV, Settings, config_path_from, load_settings
-from ingest.store.db import make_engine
-from ingest.store.migrate import require_current
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+
+def defaults_notice(settings: Settings) -> str:
+    """What a command without a configuration file runs with, so nobody wonders."""
+    database = (f"the database in {DATABASE_URL_ENV}" if DATABASE_URL_ENV in os.environ
+                else settings.database_url)
+    return (f"no configuration file {settings.path}; using the defaults: {database}, "
+            "no mailboxes, no rules file (run 'ackmail init' to write one)")
 
 
 class CommandContext:
@@ -28,11 +37,17 @@ class CommandContext:
     def settings(self) -> Settings:
         """The validated configuration; a missing file means the embedded default (SQLite)."""
         explicit = self.args.config is not None or CONFIG_ENV in os.environ
-        return load_settings(self.config_path, require_file=explicit)
+        settings = load_settings(self.config_path, require_file=explicit)
+        if not explicit and not self.config_path.exists():
+            print(f"ackmail: {defaults_notice(settings)}", file=sys.stderr)
+        return settings
 
     @cached_property
     def engine(self) -> Engine:
         """An engine on the configured database, whatever its schema revision."""
+        # SQLAlchemy loads here, not at start-up: `--help` and `parse` never need it.
+        from ingest.store.db import make_engine
+
         return make_engine(self.settings.database_url)
 
     def close(self) -> None:
@@ -42,5 +57,7 @@ class CommandContext:
 
     def store(self) -> Engine:
         """The engine, after checking the schema is the one this code expects."""
+        from ingest.store.schema import require_current
+
         require_current(self.engine)
         return self.engine

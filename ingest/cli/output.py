@@ -59,6 +59,8 @@ def _csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
 
 def _cell_text(value: Any) -> str:
     value = plain(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, list | dict):
         return json.dumps(value, ensure_ascii=False)
     return str(value)
@@ -78,6 +80,8 @@ def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], width: int
 def _short(value: Any, width: int) -> str:
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%SZ")
     text = " ".join(_cell_text(value).split())

@@ -25,6 +25,9 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from ingest.errors import ConfigError, DatabaseUnavailable
 
+# The databases the migrations and the tests cover.
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+
 
 def safe_url(url: str) -> str:
     """The URL with any password masked, for messages and logs."""
@@ -40,6 +43,7 @@ def make_engine(url: str, **options: Any) -> Engine:
     SQLite gets foreign keys (off by default there), WAL so readers do not block
     the poller, and a busy timeout instead of instant "database is locked".
     """
+    _require_supported(url)
     try:
         engine = create_engine(url, **options)
     except (ArgumentError, NoSuchModuleError) as exc:
@@ -55,6 +59,20 @@ def make_engine(url: str, **options: Any) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _require_supported(url: str) -> None:
+    """Refuse a database ackmail has no schema for (MySQL, Oracle...) before loading a driver."""
+    try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError:
+        return  # create_engine says what is wrong with the URL
+    if backend not in SUPPORTED_BACKENDS:
+        raise ConfigError(
+            f"database URL {safe_url(url)} is a {backend} database, which ackmail does not "
+            "support; use SQLite (sqlite:///ackmail.db) or PostgreSQL "
+            "(postgresql+psycopg://user@host/db) in [database] url or ACKMAIL_DATABASE_URL"
+        )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -1,4 +1,4 @@
-"""Alembic from inside ackmail: upgrade, downgrade, and the revision check every command makes.
+"""Alembic from inside ackmail: upgrade, downgrade, and the full revision check.
 
 The same ``migrations/`` folder serves ``ackmail db upgrade`` and plain
 ``alembic upgrade head``; both end in ``migrations/env.py``. An installed
@@ -19,12 +19,9 @@ from sqlalchemy.exc import DBAPIError
 
 from ingest.errors import StoreError
 from ingest.store.db import ping
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-INSTALLED_MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "_migrations"
-MIGRATIONS_DIR = (
-    INSTALLED_MIGRATIONS_DIR if INSTALLED_MIGRATIONS_DIR.is_dir() else PROJECT_ROOT / "migrations"
-)
+from ingest.store.schema import MIGRATIONS_DIR as MIGRATIONS_DIR
+from ingest.store.schema import PROJECT_ROOT as PROJECT_ROOT
+from ingest.store.schema import sqlite_file_missing
 
 
 def alembic_config(engine: Engine) -> Config:
@@ -51,14 +48,6 @@ def _script_config() -> Config:
     return config
 
 
-def sqlite_file_missing(engine: Engine) -> bool:
-    """True for a SQLite URL whose file does not exist (connecting would create it)."""
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
-        return False
-    return not Path(database).exists()
-
-
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, or None when it was never upgraded (or does not exist)."""
     if sqlite_file_missing(engine):
@@ -71,8 +60,21 @@ def current_revision(engine: Engine) -> str | None:
         raise StoreError(f"cannot read the schema revision: {exc.orig}") from None
 
 
+def require_sqlite_folder(engine: Engine) -> None:
+    """Refuse a SQLite file in a folder that does not exist: SQLite would not create it."""
+    if not sqlite_file_missing(engine):
+        return
+    folder = Path(str(engine.url.database)).absolute().parent
+    if not folder.is_dir():
+        raise StoreError(
+            f"the folder {folder} of the database file {engine.url.database} does not exist; "
+            f"create it (mkdir -p {folder}) or check [database] url"
+        )
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (default: the newest)."""
+    require_sqlite_folder(engine)
     ping(engine)
     command.upgrade(alembic_config(engine), revision)
 
@@ -95,6 +97,7 @@ def require_current(engine: Engine) -> None:
     if current == head:
         return
     if current is None and sqlite_file_missing(engine):
+        require_sqlite_folder(engine)
         raise StoreError(
             f"the database file {engine.url.database} does not exist; run 'ackmail init' "
             "(or 'ackmail db upgrade') to create it, or check [database] url"

@@ -8,7 +8,6 @@ one response. Every timestamp is timezone-aware UTC (see ``UTCDateTime``).
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
@@ -26,6 +25,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ingest.parse.base import Intent, MessageKind
+from ingest.store.statuses import MessageStatus as MessageStatus
+from ingest.store.statuses import OutcomeStatus as OutcomeStatus
+from ingest.store.statuses import RequestKind as RequestKind
+from ingest.store.statuses import RequestStatus as RequestStatus
 from ingest.store.types import UTCDateTime, str_enum
 from ingest.timeutil import utcnow
 
@@ -36,32 +39,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-class RequestKind(enum.StrEnum):
-    APPROVAL = "approval"
-    ALERT = "alert"
-
-
-class RequestStatus(enum.StrEnum):
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    ACKNOWLEDGED = "acknowledged"
-    EXPIRED = "expired"
-
-
-class MessageStatus(enum.StrEnum):
-    PROCESSED = "processed"
-    IGNORED = "ignored"
-    QUARANTINED = "quarantined"
-
-
-class OutcomeStatus(enum.StrEnum):
-    PENDING = "pending"
-    SENDING = "sending"
-    DELIVERED = "delivered"
-    DEAD = "dead"
 
 
 Timestamp = Annotated[datetime, mapped_column(UTCDateTime())]

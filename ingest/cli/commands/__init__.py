@@ -1,4 +1,9 @@
-"""Every sub-command, registered in one place; each module adds its own parsers."""
+"""Every sub-command, registered in one place; each module adds its own parsers.
+
+A command module imports only the standard library and light parts of ingest at
+its top, and what its handler runs inside the handler, so building the parser
+(``ackmail --help``) loads no database, HTTP or template library.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from ingest.cli.commands import (
     dispatch,
     init,
     listing,
+    messages,
     outcomes,
     parse,
     poll,
@@ -35,6 +41,7 @@ COMMANDS: tuple[Register, ...] = (
     poll.register,
     parse.register,
     listing.register,
+    messages.register,
     stats.register,
     rules.register,
     dispatch.register,

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import webbrowser
+from typing import TYPE_CHECKING
 
-from ingest.auth import (
-    AuthStatus,
-    TokenProviders,
-    auth_status,
-    finish_device_sign_in,
-    sign_in_with_browser,
-    start_device_sign_in,
-)
 from ingest.cli.context import CommandContext
 from ingest.cli.output import render, to_json
-from ingest.config import MailboxConfig, Settings, SmtpConfig
+from ingest.config import MailboxConfig, SmtpConfig
 from ingest.errors import ConfigError
 from ingest.timeutil import isoformat_z
+
+if TYPE_CHECKING:
+    from ingest.auth import AuthStatus, SignInResult
 
 STATUS_COLUMNS = ("subject", "kind", "mailbox", "account", "signed_in", "access_token_expires",
                   "last_refresh", "refresh_token_idle_days", "client_secret_expires", "warnings")
@@ -38,11 +33,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     status.set_defaults(handler=run_status)
 
 
-def providers_for(settings: Settings) -> TokenProviders:
-    """The token providers of this installation (caches under the state directory)."""
-    return TokenProviders(settings.state_dir, settings.security.cache_key)
-
-
 def _subject(ctx: CommandContext) -> MailboxConfig | SmtpConfig:
     settings, args = ctx.settings, ctx.args
     if args.smtp:
@@ -55,24 +45,43 @@ def _subject(ctx: CommandContext) -> MailboxConfig | SmtpConfig:
 
 
 def run_login(ctx: CommandContext) -> int:
-    provider = providers_for(ctx.settings).for_subject(_subject(ctx))
-    if ctx.args.browser:
-        def show(url: str) -> bool:
-            print(f"Opening the sign-in page; if no browser opens, visit:\n  {url}", flush=True)
-            return webbrowser.open(url)
+    from ingest.auth.errors import AuthError, IdentityProviderUnavailable
 
-        result = sign_in_with_browser(provider, open_url=show)
-    else:
-        prompt = start_device_sign_in(provider)
-        print(prompt.message, flush=True)
-        result = finish_device_sign_in(provider, prompt)
+    try:
+        result = _sign_in(ctx)
+    except IdentityProviderUnavailable as exc:
+        # The poller retries on its own; a sign-in at the terminal is retried by the person.
+        again = "ackmail auth login " + ("--smtp" if ctx.args.smtp else ctx.args.mailbox)
+        raise AuthError(exc.subject, exc.cause, "nothing was signed in; check the network "
+                        f"path to the authority, then run '{again}' again", code=exc.code,
+                        correlation_id=exc.correlation_id) from None
     print(f"{result.subject}: signed in as {result.account} for mailbox "
-          f"{provider.subject.username}; access token valid until "
+          f"{_subject(ctx).username}; access token valid until "
           f"{isoformat_z(result.access_token_expires)}; the refresh token is stored encrypted")
     return 0
 
 
+def _sign_in(ctx: CommandContext) -> SignInResult:
+    from ingest.app import token_providers
+    from ingest.auth import finish_device_sign_in, sign_in_with_browser, start_device_sign_in
+
+    provider = token_providers(ctx.settings).for_subject(_subject(ctx))
+    if not ctx.args.browser:
+        prompt = start_device_sign_in(provider)
+        print(prompt.message, flush=True)
+        return finish_device_sign_in(provider, prompt)
+    import webbrowser
+
+    def show(url: str) -> bool:
+        print(f"Opening the sign-in page; if no browser opens, visit:\n  {url}", flush=True)
+        return webbrowser.open(url)
+
+    return sign_in_with_browser(provider, open_url=show)
+
+
 def run_status(ctx: CommandContext) -> int:
+    from ingest.auth import auth_status
+
     settings = ctx.settings
     boxes = [settings.mailbox(ctx.args.mailbox)] if ctx.args.mailbox else list(settings.mailboxes)
     subjects: list[MailboxConfig | SmtpConfig] = [b for b in boxes if b.protocol != "maildir"]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ingest.check import check_mailbox
-from ingest.cli.commands.auth import providers_for
 from ingest.cli.context import CommandContext
 
 
@@ -20,12 +18,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run_check(ctx: CommandContext) -> int:
     """Check the named mailbox (or all); 1 when any step of any mailbox failed."""
+    from ingest.app import token_providers
+    from ingest.check import check_mailbox
+
     settings = ctx.settings
     boxes = [settings.mailbox(ctx.args.mailbox)] if ctx.args.mailbox else list(settings.mailboxes)
     if not boxes:
         print(f"{settings.path}: no [[mailbox]] is configured; add one to check it")
         return 1
-    providers = providers_for(settings)
+    providers = token_providers(settings)
     failed = 0
     for box in boxes:
         report = check_mailbox(box, providers, timeout=ctx.args.timeout)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 
 from ingest.cli.context import CommandContext
-from ingest.store import migrate
-from ingest.store.db import safe_url
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,6 +22,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_upgrade(ctx: CommandContext) -> int:
+    from ingest.store import migrate
+    from ingest.store.db import safe_url
+
     before = migrate.current_revision(ctx.engine)
     migrate.upgrade(ctx.engine)
     after = migrate.current_revision(ctx.engine)
@@ -36,6 +37,9 @@ def run_upgrade(ctx: CommandContext) -> int:
 
 
 def run_current(ctx: CommandContext) -> int:
+    from ingest.store import migrate
+    from ingest.store.db import safe_url
+
     current = migrate.current_revision(ctx.engine)
     head = migrate.head_revision()
     state = (
@@ -46,6 +50,9 @@ def run_current(ctx: CommandContext) -> int:
 
 
 def run_downgrade(ctx: CommandContext) -> int:
+    from ingest.store import migrate
+    from ingest.store.db import safe_url
+
     migrate.downgrade(ctx.engine, ctx.args.revision)
     print(
         f"{safe_url(ctx.settings.database_url)}: now at revision "

@@ -11,32 +11,25 @@ from __future__ import annotations
 
 import argparse
 import logging
-import mailbox
-import secrets
 import string
-import tempfile
 import time
 from dataclasses import dataclass
-from email.utils import format_datetime
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
-
-from ingest.cli.commands.auth import providers_for
-from ingest.cli.commands.dispatch import build_dispatcher
-from ingest.cli.commands.poll import format_summary
 from ingest.cli.context import CommandContext
-from ingest.cli.demo_receiver import DemoReceiver
 from ingest.cli.output import render
 from ingest.config import Settings
-from ingest.pipeline import PipelineConfig
-from ingest.poller.service import Poller, PollOptions
-from ingest.register import NewRequest, RegisteredRequest, register_request
-from ingest.store import migrate, queries
-from ingest.store.db import read_session, transaction
-from ingest.store.models import RequestKind
+from ingest.store.statuses import RequestKind
 from ingest.timeutil import parse_duration, utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from ingest.cli.demo_receiver import DemoReceiver
+    from ingest.poller.service import Poller
+    from ingest.register import RegisteredRequest
 
 REPLY_TO = "approvals@example.com"
 WIDE = 140  # the reasons are the point of the demo: show them whole
@@ -119,6 +112,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_demo(ctx: CommandContext) -> int:
+    import secrets
+    import tempfile
+
+    from ingest.cli.demo_receiver import DemoReceiver
+
     workdir = ctx.args.dir or Path(tempfile.mkdtemp(prefix="ackmail-demo-"))
     webhook_secret = secrets.token_urlsafe(24)
     with DemoReceiver(webhook_secret.encode()) as receiver:
@@ -135,6 +133,10 @@ def run_demo(ctx: CommandContext) -> int:
 
 
 def _run(demo: CommandContext, receiver: DemoReceiver) -> None:
+    from ingest.app import dispatcher
+    from ingest.cli.summary import format_summary
+    from ingest.store import migrate
+
     # The demo prints its own report; of the logs it keeps the log action's lines.
     for name in ("ingest", "rules.engine", "rules.dispatch"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -146,12 +148,15 @@ def _run(demo: CommandContext, receiver: DemoReceiver) -> None:
     registered = _register(demo.engine, settings)
     _deliver(settings, registered)
     print(f"\npoll --once:     {format_summary(_poller(demo).run()).strip()}")
-    tally = build_dispatcher(demo, 0.1).run_once()
+    tally = dispatcher(settings, demo.store(), 0.1).run_once()
     print(f"dispatch --once: {tally}")
     _show(demo.engine, receiver)
 
 
 def _write_files(workdir: Path, webhook_url: str, webhook_secret: str) -> Path:
+    import secrets
+    from mailbox import Maildir
+
     keys = workdir / ".ackmail"
     keys.mkdir(parents=True, exist_ok=True, mode=0o700)
     for name, value in (("token_secret", secrets.token_urlsafe(32)),
@@ -159,7 +164,7 @@ def _write_files(workdir: Path, webhook_url: str, webhook_secret: str) -> Path:
                         ("webhook_secret", webhook_secret)):
         (keys / name).write_text(value + "\n", encoding="utf-8")
         (keys / name).chmod(0o600)
-    mailbox.Maildir(workdir / "Maildir", create=True)
+    Maildir(workdir / "Maildir", create=True)
     (workdir / "rules.toml").write_text(RULES.format(url=webhook_url), encoding="utf-8")
     config = workdir / "ackmail.toml"
     config.write_text(CONFIG.format(reply_to=REPLY_TO), encoding="utf-8")
@@ -167,12 +172,16 @@ def _write_files(workdir: Path, webhook_url: str, webhook_secret: str) -> Path:
 
 
 def _poller(demo: CommandContext) -> Poller:
-    settings = demo.settings
-    return Poller(settings, demo.store(), PipelineConfig.from_settings(settings),
-                  options=PollOptions(once=True), providers=providers_for(settings))
+    from ingest.app import poller
+    from ingest.poller.service import PollOptions
+
+    return poller(demo.settings, demo.store(), PollOptions(once=True))
 
 
 def _register(engine: Engine, settings: Settings) -> dict[str, RegisteredRequest]:
+    from ingest.register import NewRequest, register_request
+    from ingest.store.db import transaction
+
     assert settings.security.token_secret is not None  # the demo config sets it
     print("Requests registered (each responder gets their own token):")
     registered = {}
@@ -189,9 +198,11 @@ def _register(engine: Engine, settings: Settings) -> dict[str, RegisteredRequest
 
 
 def _deliver(settings: Settings, registered: dict[str, RegisteredRequest]) -> None:
+    from mailbox import Maildir
+
     maildir_path = settings.mailbox("demo").path
     assert maildir_path is not None
-    box = mailbox.Maildir(maildir_path, create=False)
+    box = Maildir(maildir_path, create=False)
     time.sleep(0.05)  # the replies arrive after the mailbox started being watched
     names = []
     for item in REQUESTS:
@@ -207,6 +218,8 @@ def _deliver(settings: Settings, registered: dict[str, RegisteredRequest]) -> No
 
 
 def _reply(name: str, token: str, in_reply_to: str) -> bytes:
+    from email.utils import format_datetime
+
     template = resources.files("ingest.cli").joinpath(f"templates/demo/{name}").read_text("utf-8")
     text = string.Template(template).safe_substitute(
         token=token, in_reply_to=in_reply_to, reply_to=REPLY_TO,
@@ -215,6 +228,9 @@ def _reply(name: str, token: str, in_reply_to: str) -> bytes:
 
 
 def _show(engine: Engine, receiver: DemoReceiver) -> None:
+    from ingest.store import queries
+    from ingest.store.db import read_session
+
     with read_session(engine) as session:
         requests = queries.list_requests(session)
         responses = queries.list_responses(session)

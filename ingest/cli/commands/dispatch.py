@@ -12,10 +12,7 @@ import signal
 import sys
 import threading
 
-from ingest.cli.commands.rules import load_configured_rules
 from ingest.cli.context import CommandContext
-from ingest.store.expiry import expire_requests
-from rules.dispatch import DispatchConfig, Dispatcher
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,16 +23,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.set_defaults(handler=run_dispatch)
 
 
-def build_dispatcher(ctx: CommandContext, interval: float = 2.0) -> Dispatcher:
-    """The dispatcher for this installation (``poll`` runs one too)."""
-    engine = ctx.store()
-    rules, registry = load_configured_rules(ctx, engine=engine)
-    return Dispatcher(engine, rules, registry, DispatchConfig(idle_seconds=interval),
-                      housekeeping=(expire_requests,))
-
-
 def run_dispatch(ctx: CommandContext) -> int:
-    dispatcher = build_dispatcher(ctx, ctx.args.interval)
+    from ingest.app import dispatcher as build_dispatcher
+
+    dispatcher = build_dispatcher(ctx.settings, ctx.store(), ctx.args.interval)
     if ctx.args.once:
         tally = dispatcher.run_once()
         print(f"{tally}; requests expired: {tally.housekeeping}")

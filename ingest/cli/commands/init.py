@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 from importlib import resources
 from pathlib import Path
 
 from ingest.cli.context import CommandContext
 from ingest.errors import UserError
-from ingest.store import migrate
-from ingest.store.db import safe_url
 
 KEY_NAMES = ("token_secret", "cache_key")
 
@@ -24,6 +21,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_init(ctx: CommandContext) -> int:
+    from ingest.store import migrate
+    from ingest.store.db import safe_url
+
     path = ctx.config_path
     if path.exists():
         print(f"{path}: exists, left as it is")
@@ -62,6 +62,8 @@ def _write_example(path: Path) -> None:
 
 def _write_key(path: Path) -> None:
     """A fresh random key, readable by the owner only; an existing key is never replaced."""
+    import secrets
+
     if path.exists():
         return
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

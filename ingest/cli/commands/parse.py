@@ -6,16 +6,20 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from ingest.cli.context import CommandContext
-from ingest.correlate import correlate
-from ingest.correlate.find import find_tokens
 from ingest.errors import AckmailError
-from ingest.parse.message import ParseOptions, parse_message
-from ingest.pipeline import PipelineConfig, parse_options
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from ingest.parse.message import ParseOptions
+    from ingest.pipeline import PipelineConfig
+
+
+# The text output's words for sender_verified (JSON keeps true/false/null).
+VERIFIED = {True: "sender verified", False: "sender NOT verified", None: "sender not checked"}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,6 +30,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_parse(ctx: CommandContext) -> int:
+    from ingest.pipeline import parse_options
+
     options = parse_options(ctx.settings)
     pipeline, session = _database(ctx)
     failures = 0
@@ -42,6 +48,10 @@ def run_parse(ctx: CommandContext) -> int:
 
 def _database(ctx: CommandContext) -> tuple[PipelineConfig | None, Session | None]:
     """A session to resolve tokens with, when a database is configured and ready; else none."""
+    from sqlalchemy.orm import Session
+
+    from ingest.pipeline import PipelineConfig
+
     if ctx.settings.security.token_secret is None:
         return None, None
     try:
@@ -60,6 +70,10 @@ def describe(
     name: str, options: ParseOptions, pipeline: PipelineConfig | None, session: Session | None
 ) -> dict[str, Any]:
     """The SPEC.md JSON object for one file (``error`` when it cannot be read or parsed)."""
+    from ingest.correlate import correlate
+    from ingest.correlate.find import find_tokens
+    from ingest.parse.message import parse_message
+
     try:
         raw = _read(name)
     except OSError as exc:
@@ -94,7 +108,7 @@ def _as_text(result: dict[str, Any]) -> str:
         return f"{result['file']}: {result['error']}"
     lines = [
         f"{result['file']}: {result['kind']}, intent {result['intent']}, "
-        f"from {result['sender']} (verified: {result['sender_verified']})",
+        f"from {result['sender']} ({VERIFIED[result['sender_verified']]})",
         f"  token: {result['token'] or '-'}  request: {result['request_id'] or '-'}",
         f"  reply text: {result['reply_text']!r}",
     ]

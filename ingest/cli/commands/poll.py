@@ -7,17 +7,17 @@ import logging
 import sys
 import threading
 from collections.abc import Sequence
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING
 
 from ingest.cli.arguments import since
-from ingest.cli.commands.auth import providers_for
-from ingest.cli.commands.dispatch import build_dispatcher
 from ingest.cli.context import CommandContext
-from ingest.pipeline import PipelineConfig, Processed
-from ingest.poller.service import MailboxSummary, Poller, PollOptions, PollSummary, stop_on_signals
-from ingest.poller.upkeep import Task
-from ingest.sources.base import SourceRef
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from ingest.pipeline import Processed
+    from ingest.poller.upkeep import Task
+    from ingest.sources.base import SourceRef
 
 log = logging.getLogger(__name__)
 
@@ -42,25 +42,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run_poll_and_dispatch(ctx: CommandContext) -> int:
     """The poller, with the dispatcher (rules, delivery, expiry sweep) as its background task."""
+    from ingest.app import dispatcher
+
     if ctx.args.dry_run or ctx.args.no_dispatch:
         return run_poll(ctx)
     if ctx.settings.rules_file is None:
         log.warning("no [rules] file is configured: events wait in the outbox until one is")
         return run_poll(ctx)
-    dispatcher = build_dispatcher(ctx)
-    return run_poll(ctx, background=(dispatcher.run_once,))
+    return run_poll(ctx, background=(dispatcher(ctx.settings, ctx.store()).run_once,))
 
 
 def run_poll(ctx: CommandContext, background: Sequence[Task] = ()) -> int:
     """Poll until SIGTERM/SIGINT (or drained, with --once); 1 if a mailbox failed."""
+    from ingest.app import poller as build_poller
+    from ingest.cli.summary import format_summary
+    from ingest.poller.service import PollOptions, stop_on_signals
+
     args = ctx.args
-    settings = ctx.settings
     options = PollOptions(once=args.once or args.dry_run, dry_run=args.dry_run,
                           backlog_from=args.backlog_from, mailboxes=tuple(args.mailbox))
     progress = Progress() if options.once and not args.dry_run and sys.stderr.isatty() else None
-    poller = Poller(settings, ctx.store(), PipelineConfig.from_settings(settings),
-                    options=options, background=background, providers=providers_for(settings),
-                    report=show_result if args.dry_run else progress)
+    poller = build_poller(ctx.settings, ctx.store(), options, background=background,
+                          report=show_result if args.dry_run else progress)
     try:
         with stop_on_signals(poller.stop):
             summary = poller.run()
@@ -86,6 +89,8 @@ class Progress:
         self.pipeline_log.setLevel(logging.WARNING)
 
     def __call__(self, mailbox: str, ref: SourceRef, result: Processed) -> None:
+        from tqdm import tqdm
+
         with self.lock:
             if mailbox not in self.bars:
                 self.bars[mailbox] = tqdm(desc=mailbox, unit=" msg", position=len(self.bars),
@@ -102,22 +107,3 @@ def show_result(mailbox: str, ref: SourceRef, result: Processed) -> None:
     """A dry run's line per message: what would become of it, and why."""
     outcome = f"would be {result.status}" if result.status else "already recorded"
     print(f"{mailbox}  {ref.source_key}  {outcome}: {result.reason}", flush=True)
-
-
-def format_summary(summary: PollSummary, *, dry_run: bool = False) -> str:
-    """One line per mailbox: the counts and the time taken, or the error it ended with."""
-    width = max(len(box.mailbox) for box in summary.mailboxes)
-    lines = ["dry run: nothing was recorded, moved or dispatched"] if dry_run else []
-    lines += [_summary_line(box, width) for box in summary.mailboxes]
-    return "\n".join(lines)
-
-
-def _summary_line(box: MailboxSummary, width: int) -> str:
-    if box.held_by:
-        return f"{box.mailbox:<{width}}  left to poller {box.held_by}, which holds its lease"
-    counts = (f"{box.processed} processed, {box.ignored} ignored, "
-              f"{box.quarantined} quarantined, {box.duplicates} duplicates "
-              f"in {box.elapsed_seconds:.1f} s")
-    if box.error:
-        return f"{box.mailbox:<{width}}  FAILED ({counts}): {box.error}"
-    return f"{box.mailbox:<{width}}  {counts}"

@@ -9,27 +9,27 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import update
-
-from ingest.auth import TokenProviders
+from ingest.cli.arguments import choices
 from ingest.cli.context import CommandContext
 from ingest.config import Settings, SmtpConfig
-from ingest.errors import ConfigError
-from ingest.outgoing.request_mail import RecipientMail, SendFailure, send_request_emails
-from ingest.outgoing.smtp import Mailer
-from ingest.register import NewRequest, RegisteredRequest, register_request
-from ingest.store.db import transaction
-from ingest.store.models import Recipient, RequestKind
+from ingest.errors import ConfigError, UserError
+from ingest.store.statuses import RequestKind
 from ingest.timeutil import isoformat_z, parse_duration, utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from ingest.outgoing.request_mail import RecipientMail, SendFailure
+    from ingest.register import RegisteredRequest
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("request", help="register a request awaiting replies")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     create = actions.add_parser("create", help="register a pending request; prints JSON")
-    create.add_argument("--kind", required=True, choices=[k.value for k in RequestKind])
+    create.add_argument("--kind", required=True, choices=choices(RequestKind))
     create.add_argument("--ref", required=True, help="the workflow's own reference, e.g. CR-20631")
     create.add_argument(
         "--responder",
@@ -49,6 +49,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     create.add_argument(
         "--send", action="store_true", help="send each responder their email through [smtp]"
     )
+    create.add_argument("--allow-duplicate-ref", action="store_true",
+                        help="register even when a request with this --ref is still pending")
     create.set_defaults(handler=run_create)
 
 
@@ -63,6 +65,9 @@ def _duration(text: str) -> str:
 
 
 def run_create(ctx: CommandContext) -> int:
+    from ingest.register import NewRequest, register_request
+    from ingest.store.db import transaction
+
     a = ctx.args
     settings = ctx.settings
     if settings.security.token_secret is None:
@@ -80,6 +85,8 @@ def run_create(ctx: CommandContext) -> int:
         expires_in=parse_duration(a.expires or settings.requests.default_expires),
     )
     with transaction(ctx.store()) as session:
+        if not a.allow_duplicate_ref:
+            _refuse_pending_ref(session, a.ref)
         registered = register_request(
             session, new, secret=settings.security.token_secret.reveal(), config=settings.requests
         )
@@ -96,6 +103,21 @@ def run_create(ctx: CommandContext) -> int:
     return 0
 
 
+def _refuse_pending_ref(session: Session, ref: str) -> None:
+    """A second pending request for one ref is usually a retried script, not a wish."""
+    from sqlalchemy import select
+
+    from ingest.store.models import Request, RequestStatus
+
+    pending = session.scalar(select(Request.id).where(
+        Request.ref == ref, Request.status == RequestStatus.PENDING).limit(1))
+    if pending is not None:
+        raise UserError(
+            f"request #{pending} with ref {ref} is still pending, so nothing was registered; "
+            "pass --allow-duplicate-ref to register another with the same ref"
+        )
+
+
 def _smtp_for_sending(settings: Settings) -> SmtpConfig:
     """Checked before the request is registered, so a missing [smtp] registers nothing."""
     if settings.smtp is None:
@@ -109,8 +131,16 @@ def _smtp_for_sending(settings: Settings) -> SmtpConfig:
 def _send(
     ctx: CommandContext, registered: RegisteredRequest, smtp: SmtpConfig, output: dict[str, Any]
 ) -> list[SendFailure]:
+    from sqlalchemy import update
+
+    from ingest.app import token_providers
+    from ingest.outgoing.request_mail import send_request_emails
+    from ingest.outgoing.smtp import Mailer
+    from ingest.store.db import transaction
+    from ingest.store.models import Recipient
+
     settings = ctx.settings
-    mailer = Mailer(smtp, TokenProviders(settings.state_dir, settings.security.cache_key))
+    mailer = Mailer(smtp, token_providers(settings))
     sent_at: dict[str, str | None] = {}
 
     def record(recipient: RecipientMail) -> None:

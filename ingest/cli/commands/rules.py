@@ -14,22 +14,16 @@ import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from ingest.cli.context import CommandContext
-from ingest.errors import ConfigError, UserError
-from ingest.parse.base import ParsedMessage
-from ingest.pipeline import Arrival, PipelineConfig, Processed
-from ingest.pipeline.handle import BatchRun
-from ingest.sources.base import SourceRef
-from ingest.store.models import Event
-from rules.actions.registry import ActionRegistry, build_registry
-from rules.base import ActionEnvironment, RulesError
-from rules.engine import evaluate
-from rules.loader import RuleSet, load_rules
+from ingest.errors import UserError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from ingest.parse.base import ParsedMessage
+    from ingest.pipeline import PipelineConfig, Processed
 
 DRY_RUN_MAILBOX = "(rules test)"
 
@@ -46,29 +40,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     test.set_defaults(handler=run_test)
 
 
-def rules_path(ctx: CommandContext, given: Path | None = None) -> Path:
-    """``given``, else ``[rules] file``, else a ConfigError saying how to set one."""
-    path = given or ctx.settings.rules_file
-    if path is None:
-        raise ConfigError(
-            f"{ctx.settings.path}: [rules] file is not set; add [rules] file = \"rules.toml\" "
-            "(see ingest/cli/templates/rules.toml for an example) or name the file"
-        )
-    return path
-
-
-def load_configured_rules(
-    ctx: CommandContext, given: Path | None = None, engine: Engine | None = None
-) -> tuple[RuleSet, ActionRegistry]:
-    """The validated rules and the registry their actions run with (``engine`` for delivery)."""
-    registry = build_registry(ActionEnvironment.from_settings(ctx.settings, engine))
-    return load_rules(rules_path(ctx, given), registry), registry
-
-
 def run_check(ctx: CommandContext) -> int:
-    path = rules_path(ctx, ctx.args.file)
+    from ingest.app import configured_rules, rules_path
+    from rules.base import RulesError
+
+    path = rules_path(ctx.settings, ctx.args.file)
     try:
-        rules, _ = load_configured_rules(ctx, path)
+        rules, _ = configured_rules(ctx.settings, path)
     except RulesError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -93,7 +71,11 @@ class Prediction:
 
 
 def run_test(ctx: CommandContext) -> int:
-    rules, _ = load_configured_rules(ctx, ctx.args.rules)
+    from ingest.app import configured_rules
+    from ingest.pipeline import PipelineConfig
+    from rules.engine import evaluate
+
+    rules, _ = configured_rules(ctx.settings, ctx.args.rules)
     raw = _read(ctx.args.message)
     config = PipelineConfig.from_settings(ctx.settings)
     prediction = predict_events(ctx.store(), config, raw)
@@ -121,6 +103,14 @@ def _read(name: str) -> bytes:
 def predict_events(engine: Engine, config: PipelineConfig, raw: bytes) -> Prediction:
     """The events the pipeline would write for ``raw``: the real pipeline runs, in a
     transaction that is rolled back, so nothing is recorded."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from ingest.pipeline import Arrival
+    from ingest.pipeline.handle import BatchRun
+    from ingest.sources.base import SourceRef
+    from ingest.store.models import Event
+
     arrival = Arrival(SourceRef(DRY_RUN_MAILBOX, f"rules-test:{uuid.uuid4().hex}"), raw)
     with Session(engine) as session:  # never committed
         (handled,) = BatchRun(session, config, [arrival]).run()

@@ -6,9 +6,6 @@ import argparse
 import threading
 
 from ingest.cli.context import CommandContext
-from ingest.poller.service import stop_on_signals
-from ingest.web.app import OpsApp, base_url, make_server, required_token, serving
-from ingest.web.site import Site
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,11 +27,15 @@ def _port(text: str) -> int:
 
 def run_serve(ctx: CommandContext) -> int:
     """Serve until SIGTERM or SIGINT."""
+    from ingest.app import web_app
+    from ingest.poller.service import stop_on_signals
+    from ingest.web.app import base_url, make_server, required_token, serving
+
     settings = ctx.settings
     host = ctx.args.host or settings.serve.host
     port = settings.serve.port if ctx.args.port is None else ctx.args.port
     token = required_token(host, settings.serve.token)
-    app = OpsApp(Site.create(settings, ctx.store()), token=token)
+    app = web_app(settings, ctx.store(), token)
     stop = threading.Event()
     with serving(make_server(app, host, port)) as server, stop_on_signals(stop.set):
         print(f"ackmail serve: listening on {base_url(server)}/", flush=True)

@@ -7,8 +7,6 @@ from typing import Any
 
 from ingest.cli.context import CommandContext
 from ingest.cli.output import render, to_json
-from ingest.store import queries
-from ingest.store.db import read_session
 from ingest.timeutil import isoformat_z
 
 
@@ -19,6 +17,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_stats(ctx: CommandContext) -> int:
+    from ingest.store import queries
+    from ingest.store.db import read_session
+
     with read_session(ctx.store()) as session:
         report = queries.stats(session)
     print(to_json(report) if ctx.args.format == "json" else _as_text(report))
