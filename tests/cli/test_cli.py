@@ -36,6 +36,8 @@ def test_init_writes_config_keys_and_database(run: Run, tmp_path: Path) -> None:
         mode = (tmp_path / ".ackmail" / key).stat().st_mode
         assert stat.S_IMODE(mode) == 0o600
     assert f"at revision {head_revision()}" in first.out
+    assert first.out.splitlines()[-1].startswith("next: add your mailbox to ")
+    assert "then run 'ackmail check' to test it" in first.out
     assert run("rules", "check").code == 0  # the default rules file init wrote is valid
     (tmp_path / "ackmail.toml").write_text((tmp_path / "ackmail.toml").read_text() + "# mine\n")
     second = run("init")
