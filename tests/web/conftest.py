@@ -49,24 +49,12 @@ APPROVAL_AGE = timedelta(hours=2)  # decided after ~2 h: the "<= 4 h" bucket
 ALERT_AGE = timedelta(minutes=10)  # acknowledged after ~9 min: the "<= 30 min" bucket
 # Through the real rules engine, so every event carries the trace the request page shows.
 RULES = """
-[[rule]]
-name = "log-approvals"
-on = ["request.approved"]
-[[rule.action]]
-type = "log"
-
-[[rule]]
-name = "page-on-alerts"
-on = ["request.*"]
-when = { ref = "ALERT-*" }
-[[rule.action]]
-type = "log"
-
-[[rule]]
-name = "rejections-only"
-on = ["request.rejected"]
-[[rule.action]]
-type = "log"
+rule = [
+  { name = "log-approvals", on = ["request.approved"], action = [{ type = "log" }] },
+  { name = "page-on-alerts", on = ["request.*"], when = { ref = "ALERT-*" }, action = [
+    { type = "log" }] },
+  { name = "rejections-only", on = ["request.rejected"], action = [{ type = "log" }] },
+]
 """
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

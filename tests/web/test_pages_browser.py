@@ -98,10 +98,9 @@ def test_requests_page_leads_to_a_timeline_with_hostile_text_as_text(
 def test_each_event_shows_which_rules_fired_why_others_did_not_and_each_outcome(
     filled: Filled, server: ServerFactory, watched: Watched
 ) -> None:
-    page = watched.page
     with server() as url:
-        page.goto(f"{url}/requests/{filled.approval_id}")
-        decided = page.locator("li[data-event='request.approved']")
+        watched.page.goto(f"{url}/requests/{filled.approval_id}")
+        decided = watched.page.locator("li[data-event='request.approved']")
         trace = {
             row.locator("td").nth(0).inner_text(): (row.locator(".badge").inner_text(),
                                                     row.locator("td.reason").inner_text())
@@ -118,8 +117,8 @@ def test_each_event_shows_which_rules_fired_why_others_did_not_and_each_outcome(
         assert actions == {"log-approvals": "pending", "tell-<i>changes</i>": "dead"}
         watched.assert_inert()
 
-        page.goto(f"{url}/requests/{filled.alert_id}")
-        acknowledged = page.locator("li[data-event='request.acknowledged']")
+        watched.page.goto(f"{url}/requests/{filled.alert_id}")
+        acknowledged = watched.page.locator("li[data-event='request.acknowledged']")
         fired = acknowledged.locator("table.rule-trace tr.fired td").first.inner_text()
         assert fired == "page-on-alerts"
         watched.assert_inert()
