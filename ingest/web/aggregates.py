@@ -127,13 +127,17 @@ def time_to_decision(
 def decisions_per_day(
     session: Session, days: int = 30, now: datetime | None = None
 ) -> dict[str, dict[str, int]]:
-    """Responses per UTC day and intent over the last ``days`` days; every day is present."""
+    """Decisions per UTC day and intent over the last ``days`` days; every day is present.
+
+    A decision is a request's deciding response: replies that were not counted, came after
+    the decision or were one vote of several are not decisions.
+    """
     first = (now or utcnow()).astimezone(UTC).date() - timedelta(days=days - 1)
     start = datetime.combine(first, time.min, tzinfo=UTC)
     day = utc_day(Response.received_at)
     query = (
         select(day, Response.intent, func.count())
-        .where(Response.received_at >= start)
+        .where(Response.decisive.is_(True), Response.received_at >= start)
         .group_by(day, Response.intent)
     )
     result: dict[str, dict[str, int]] = {

@@ -27,6 +27,7 @@ from ingest.timeutil import as_utc, isoformat_z, utcnow
 log = logging.getLogger(__name__)
 
 DEFAULT_POLL_INTERVAL = 60
+NO_POLLER_YET = "no poller has read this folder yet: start ackmail poll"
 
 
 class FolderState(enum.StrEnum):
@@ -69,6 +70,8 @@ class FolderHealth:
     heartbeat_at: datetime | None = None
     reconnects: int = 0
     last_error: str | None = None
+    # Why an unhealthy folder is so, in words: above all, whether any poller still runs.
+    note: str = ""
 
     @property
     def healthy(self) -> bool:
@@ -88,6 +91,7 @@ class FolderHealth:
             "heartbeat_at": isoformat_z(self.heartbeat_at),
             "heartbeat_age_seconds": _age(self.heartbeat_at, now),
             "reconnects": self.reconnects,
+            "note": self.note,
         }
 
 
@@ -141,7 +145,7 @@ def check_health(
     folders = [judge.folder(row) for row in checkpoints]
     seen = {row.mailbox for row in checkpoints}
     folders += [
-        FolderHealth(box.name, box.folder, True, box.idle, FolderState.NEVER)
+        FolderHealth(box.name, box.folder, True, box.idle, FolderState.NEVER, note=NO_POLLER_YET)
         for box in settings.mailboxes
         if box.name not in seen
     ]
@@ -160,17 +164,37 @@ class _Judge:
         state = row.state or {}
         idle = state.get("idle") is True
         heartbeat = _timestamp(state.get("heartbeat_at"))
+        judged = self._state(row.mailbox, idle, row.last_success_at, heartbeat)
         return FolderHealth(
             mailbox=row.mailbox,
             folder=row.folder,
             configured=row.mailbox in self.intervals,
             idle=idle,
-            state=self._state(row.mailbox, idle, row.last_success_at, heartbeat),
+            state=judged,
             last_success_at=row.last_success_at,
             heartbeat_at=heartbeat,
             reconnects=_count(state.get("reconnects")),
             last_error=row.last_error,
+            note=self._note(judged, row.mailbox, _latest(row.last_poll_at, heartbeat)),
         )
+
+    def _note(self, state: FolderState, mailbox: str, last_sign: datetime | None) -> str:
+        """Why the folder is unhealthy: no poller runs (no sign of one lately), or polls fail.
+
+        A poller that runs leaves a sign at every attempt, failed or not (``last_poll_at``)
+        and at every IDLE renewal (the heartbeat); none for several intervals means none runs.
+        """
+        if state in HEALTHY_STATES:
+            return ""
+        interval = self.intervals.get(mailbox, DEFAULT_POLL_INTERVAL)
+        if last_sign is None:
+            return NO_POLLER_YET
+        if self.now - last_sign > self.policy.poll_stale_after(interval):
+            return (f"no poller is running: nothing has tried this folder since "
+                    f"{isoformat_z(last_sign)}; start ackmail poll")
+        if state is FolderState.STUCK:
+            return "the poller runs, but its IDLE connection is silent: see the last error"
+        return "the poller runs, but its polls fail: see the last error"
 
     def _state(
         self, mailbox: str, idle: bool, success: datetime | None, heartbeat: datetime | None
@@ -186,6 +210,11 @@ class _Judge:
         if success is None:
             return FolderState.NEVER
         return FolderState.POLLING if polled_recently else FolderState.STALE
+
+
+def _latest(*moments: datetime | None) -> datetime | None:
+    known = [m for m in moments if m is not None]
+    return max(known) if known else None
 
 
 def _timestamp(value: Any) -> datetime | None:

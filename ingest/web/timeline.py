@@ -1,5 +1,5 @@
 """A request's story in time order: created, each message read for it, each response, each
-event and the outcomes (rules fired) it led to.
+event with its rule trace (which rules fired, which did not and why) and the outcomes it led to.
 
 Rows are the ORM objects themselves; the caller renders them inside the same session.
 """
@@ -25,13 +25,36 @@ class EntryKind(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class TraceStep:
+    """One rule's verdict on an event, as the rules engine stored it in ``events.rule_trace``."""
+
+    rule: str
+    fired: bool
+    reason: str
+
+
+@dataclass(frozen=True)
 class Entry:
-    """One line of the timeline; ``outcomes`` only for events."""
+    """One line of the timeline; ``outcomes`` and ``trace`` only for events.
+
+    ``trace`` is None when the event has no stored trace (not yet through the rules).
+    """
 
     at: datetime
     kind: EntryKind
     item: Request | Message | Response | Event
     outcomes: tuple[Outcome, ...] = ()
+    trace: tuple[TraceStep, ...] | None = None
+
+
+def rule_trace(event: Event) -> tuple[TraceStep, ...] | None:
+    """The event's stored rule trace, each step typed; a step of another shape is skipped."""
+    if not isinstance(event.rule_trace, list):
+        return None
+    return tuple(
+        TraceStep(str(step.get("rule", "")), step.get("fired") is True, str(step.get("reason", "")))
+        for step in event.rule_trace if isinstance(step, dict)
+    )
 
 
 @dataclass(frozen=True)
@@ -66,7 +89,8 @@ def load_timeline(session: Session, request_id: int) -> Timeline | None:
         Entry(request.created_at, EntryKind.CREATED, request),
         *(Entry(m.recorded_at, EntryKind.MESSAGE, m) for m in messages),
         *(Entry(r.created_at, EntryKind.RESPONSE, r) for r in responses),
-        *(Entry(e.created_at, EntryKind.EVENT, e, outcomes.get(e.id, ())) for e in events),
+        *(Entry(e.created_at, EntryKind.EVENT, e, outcomes.get(e.id, ()), rule_trace(e))
+          for e in events),
     ]
     # Message, response and events of one reply share a transaction (and a timestamp):
     # the stable sort keeps them in the pipeline's order.

@@ -41,8 +41,8 @@ client_secret_expires = 2026-12-01
     return path
 
 
-def ackmail(config: Path, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "TEST_CLI_CACHE_KEY": CACHE_KEY}
+def ackmail(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    env = {**os.environ, "TEST_CLI_CACHE_KEY": CACHE_KEY, **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "ingest", "--config", str(config), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -86,3 +86,19 @@ def test_login_names_an_unknown_mailbox(tmp_path: Path, idp: IdentityProvider) -
     _, err = result.communicate(timeout=60)
     assert result.returncode == 1
     assert "no [[mailbox]] is named 'bob' (configured: alice)" in err
+
+
+def test_status_table_prints_the_remedy_whole_on_a_narrow_terminal(
+    tmp_path: Path, idp: IdentityProvider
+) -> None:
+    config = write_config(tmp_path, idp)
+    as_json = ackmail(config, "auth", "status", "--format", "json")
+    warnings = json.loads(as_json.communicate(timeout=60)[0])[0]["warnings"]
+    assert any("run ackmail auth login alice" in w for w in warnings), warnings
+
+    table = ackmail(config, "auth", "status", env={"COLUMNS": "80"})
+    out, err = table.communicate(timeout=60)
+    assert table.returncode == 0, err
+    assert max(len(line) for line in out.splitlines()) <= 80
+    flat = " ".join(out.split())
+    assert all(w in flat for w in warnings), (warnings, out)

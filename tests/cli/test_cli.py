@@ -36,6 +36,8 @@ def test_init_writes_config_keys_and_database(run: Run, tmp_path: Path) -> None:
         mode = (tmp_path / ".ackmail" / key).stat().st_mode
         assert stat.S_IMODE(mode) == 0o600
     assert f"at revision {head_revision()}" in first.out
+    assert first.out.splitlines()[-1].startswith("next: add your mailbox to ")
+    assert "then run 'ackmail check' to test it" in first.out
     assert run("rules", "check").code == 0  # the default rules file init wrote is valid
     (tmp_path / "ackmail.toml").write_text((tmp_path / "ackmail.toml").read_text() + "# mine\n")
     second = run("init")
@@ -139,3 +141,20 @@ def test_bad_usage_exits_2(run: Run) -> None:
     assert run("requests", "list", "--format", "xml").code == 2
     assert run("acks", "list", "--since", "yesterday-ish").code == 2
     assert run("frobnicate").code == 2
+
+
+def test_list_tables_fit_a_narrow_terminal_with_the_reason_whole(run: Run, db_url: str) -> None:
+    env = {"ACKMAIL_DATABASE_URL": db_url, "COLUMNS": "100"}
+    assert run("db", "upgrade", env=env).code == 0
+    why = ("automatic reply (Auto-Submitted: auto-replied) from a mailbox that answers every "
+           "message, so it neither approves nor rejects anything")
+    engine = make_engine(db_url)
+    with transaction(engine) as session:
+        add_message(session, reason=why)
+    engine.dispose()
+
+    table = run("messages", "list", env=env).out
+    assert max(len(line) for line in table.splitlines()) <= 100
+    assert why in " ".join(table.split())
+    assert "…" not in table
+    assert json.loads(run("messages", "list", "--format", "json", env=env).out)[0]["reason"] == why

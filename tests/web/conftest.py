@@ -34,6 +34,10 @@ from ingest.store.models import (
 from ingest.timeutil import utcnow
 from ingest.web.app import OpsApp, base_url, make_server, serving
 from ingest.web.site import Site
+from rules.actions.registry import build_registry
+from rules.base import ActionEnvironment
+from rules.engine import process_events
+from rules.loader import parse_rules
 
 SECRET = "web-test-secret"
 PIPELINE = PipelineConfig(ParseOptions(), SECRET, None)
@@ -43,6 +47,15 @@ HOSTILE_REPLY = 'Approved. <img src=x onerror="alert(2)"> go ahead'
 HOSTILE_REASON = "<b>parser</b> failed: <script>alert(3)</script>"
 APPROVAL_AGE = timedelta(hours=2)  # decided after ~2 h: the "<= 4 h" bucket
 ALERT_AGE = timedelta(minutes=10)  # acknowledged after ~9 min: the "<= 30 min" bucket
+# Through the real rules engine, so every event carries the trace the request page shows.
+RULES = """
+rule = [
+  { name = "log-approvals", on = ["request.approved"], action = [{ type = "log" }] },
+  { name = "page-on-alerts", on = ["request.*"], when = { ref = "ALERT-*" }, action = [
+    { type = "log" }] },
+  { name = "rejections-only", on = ["request.rejected"], action = [{ type = "log" }] },
+]
+"""
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -106,9 +119,14 @@ def filled(engine: Engine) -> Filled:
         source(1), reply(approval.recipients[0].token, HOSTILE_REPLY, HOSTILE_SUBJECT, 1)))
     process_message(engine, PIPELINE, Arrival(
         source(2, 40.0), reply(alert.recipients[0].token, "ack", "Disk full on db-1", 2, BOB)))
+    # Bob approves after Alice decided: a response, but not a decision.
+    process_message(engine, PIPELINE, Arrival(
+        source(5), reply(approval.recipients[1].token, "approved", HOSTILE_SUBJECT, 5, BOB)))
     ignored = process_message(engine, PIPELINE, Arrival(source(3), stranger(HOSTILE_SUBJECT, 3)))
     quarantined = quarantine(engine, PIPELINE, Arrival(source(4), b"\x00garbage"), HOSTILE_REASON)
     assert ignored.message_id is not None and quarantined.message_id is not None
+    registry = build_registry(ActionEnvironment(), plugins=[])
+    process_events(engine, parse_rules(RULES, Path("rules.toml"), registry))
     with transaction(engine) as session:
         decided = session.scalars(
             select(Event).where(Event.type == "request.approved",
@@ -123,13 +141,19 @@ def filled(engine: Engine) -> Filled:
 
 
 def add_checkpoint(engine: Engine, mailbox: str, folder: str = "INBOX", *,
-                   success_ago: timedelta | None = None, **state: object) -> None:
-    """A checkpoint as the poller leaves it, with ``state`` keys (idle, heartbeat_at...)."""
+                   success_ago: timedelta | None = None, attempt_ago: timedelta | None = None,
+                   **state: object) -> None:
+    """A checkpoint as the poller leaves it, with ``state`` keys (idle, heartbeat_at...).
+
+    The last attempt (``last_poll_at``, failed or not) is the last success unless given.
+    """
     now = utcnow()
+    attempt = success_ago if attempt_ago is None else attempt_ago
     with transaction(engine) as session:
         session.add(Checkpoint(
             mailbox=mailbox, folder=folder, first_watched_at=now - timedelta(days=1),
             last_success_at=None if success_ago is None else now - success_ago,
+            last_poll_at=None if attempt is None else now - attempt,
             state=dict(state)))
 
 

@@ -38,7 +38,7 @@ def test_seconds_between_and_utc_day(engine: Engine) -> None:
     assert day == "2026-11-19"
 
 
-def test_decisions_per_day_counts_utc_days_by_intent(engine: Engine) -> None:
+def test_decisions_per_day_counts_deciding_responses_by_utc_day_and_intent(engine: Engine) -> None:
     with transaction(engine) as session:
         request = add_request(session)
         for when, intent in [
@@ -49,6 +49,10 @@ def test_decisions_per_day_counts_utc_days_by_intent(engine: Engine) -> None:
             (datetime(2026, 10, 21, 23, 59, tzinfo=UTC), Intent.ACKNOWLEDGE),  # too old
         ]:
             add_response(session, request, intent=intent, received_at=when)
+        # A vote that did not settle its request, and a reply after the decision: no decisions.
+        for intent in (Intent.APPROVE, Intent.REJECT):
+            add_response(session, request, intent=intent, decisive=False,
+                         received_at=datetime(2026, 11, 20, 10, 0, tzinfo=UTC))
     with read_session(engine) as session:
         far_from_utc(session, engine)
         days = aggregates.decisions_per_day(session, 30, now=NOW)

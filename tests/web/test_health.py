@@ -66,6 +66,43 @@ def test_folder_states(engine: Engine, settings: Settings, success_ago: timedelt
     assert folder.reconnects == 4
 
 
+@pytest.mark.parametrize(
+    ("success_ago", "attempt_ago", "state", "note"),
+    [
+        (timedelta(seconds=30), None, {}, ""),
+        (timedelta(hours=2), None, {}, "no poller is running: nothing has tried this folder since"),
+        (timedelta(hours=2), timedelta(seconds=20), {}, "the poller runs, but its polls fail"),
+        (None, None, {}, "no poller has read this folder yet: start ackmail poll"),
+        (None, timedelta(seconds=20), {}, "the poller runs, but its polls fail"),
+        # IDLE renewals are a sign of life too; an old heartbeat and no attempt: none runs.
+        (timedelta(hours=2), None, {"idle": True, "heartbeat_at": ago(timedelta(minutes=1))}, ""),
+        (timedelta(hours=2), None, {"idle": True, "heartbeat_at": ago(timedelta(hours=1))},
+         "no poller is running"),
+        (timedelta(hours=2), timedelta(seconds=5),
+         {"idle": True, "heartbeat_at": ago(timedelta(hours=1))},
+         "the poller runs, but its IDLE connection is silent"),
+    ],
+)
+def test_an_unhealthy_folder_says_whether_a_poller_runs(
+    engine: Engine, settings: Settings, success_ago: timedelta | None,
+    attempt_ago: timedelta | None, state: dict[str, Any], note: str
+) -> None:
+    add_checkpoint(engine, "approvals", success_ago=success_ago, attempt_ago=attempt_ago, **state)
+
+    (folder,) = check_health(settings, engine).folders
+
+    assert folder.note.startswith(note) and bool(folder.note) == bool(note)
+    if note.startswith("no poller is running"):
+        assert folder.note.endswith("; start ackmail poll")
+
+
+def test_a_configured_mailbox_without_a_checkpoint_has_no_poller(engine: Engine,
+                                                                settings: Settings) -> None:
+    (folder,) = check_health(settings, engine).folders
+    assert (folder.state, folder.note) == (
+        FolderState.NEVER, "no poller has read this folder yet: start ackmail poll")
+
+
 def test_stuck_means_two_idle_renewals_missed() -> None:
     assert POLICY.idle_stuck_after == timedelta(minutes=50)
     assert POLICY.poll_stale_after(60) == timedelta(minutes=4)

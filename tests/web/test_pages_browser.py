@@ -9,17 +9,22 @@ checked apart from it, so neither hides a failure of the other.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Dialog, Page
+from sqlalchemy import Engine
 
 from ingest.web.http import CSP
 from tests.web.conftest import (
+    ALICE,
+    BOB,
     HOSTILE_REASON,
     HOSTILE_REPLY,
     HOSTILE_SUBJECT,
     Filled,
     ServerFactory,
+    add_checkpoint,
 )
 
 
@@ -74,17 +79,48 @@ def test_requests_page_leads_to_a_timeline_with_hostile_text_as_text(
         page.wait_for_url(f"{url}/requests/{filled.approval_id}")
         assert page.locator("#subject").inner_text() == HOSTILE_SUBJECT
         assert page.locator("#ref").inner_text() == "CR-7<b>"
-        response_entry = page.locator("li.entry-response")
+        response_entry = page.locator("li.entry-response", has_text=f"From {ALICE}")
         assert HOSTILE_REPLY in response_entry.locator("blockquote.reply-text").inner_text()
         assert "decisive" in response_entry.locator("h3").inner_text()
         assert "approve" in response_entry.locator("h3").inner_text()
-        outcome = page.locator("table.outcomes tbody tr")
+        outcome = page.locator("table.outcomes tbody tr", has_text="tell-<i>changes</i>")
         assert "tell-<i>changes</i>" in outcome.inner_text()
         assert "HTTP 500 <html>oops</html>" in outcome.inner_text()
         assert outcome.locator(".badge").inner_text() == "dead"
+        late = page.locator("li.entry-response", has_text=f"From {BOB}")
+        assert "decisive" not in late.locator("h3").inner_text()
         kinds = [c.split()[-1] for c in page.locator("li.entry").evaluate_all(
             "items => items.map(i => i.className)")]
         assert kinds[0] == "entry-created" and {"entry-message", "entry-event"} <= set(kinds)
+        watched.assert_inert()
+
+
+def test_each_event_shows_which_rules_fired_why_others_did_not_and_each_outcome(
+    filled: Filled, server: ServerFactory, watched: Watched
+) -> None:
+    with server() as url:
+        watched.page.goto(f"{url}/requests/{filled.approval_id}")
+        decided = watched.page.locator("li[data-event='request.approved']")
+        trace = {
+            row.locator("td").nth(0).inner_text(): (row.locator(".badge").inner_text(),
+                                                    row.locator("td.reason").inner_text())
+            for row in decided.locator("table.rule-trace tbody tr").all()
+        }
+        assert list(trace) == ["log-approvals", "page-on-alerts", "rejections-only"]
+        assert trace["log-approvals"][0] == "fired"
+        assert trace["page-on-alerts"][0] == "did not fire"
+        assert "ALERT-*" in trace["page-on-alerts"][1] and "CR-7<b>" in trace["page-on-alerts"][1]
+        assert trace["rejections-only"] == (
+            "did not fire", "listens to request.rejected, not request.approved")
+        actions = {row.locator("td").nth(1).inner_text(): row.locator(".badge").inner_text()
+                   for row in decided.locator("table.outcomes tbody tr").all()}
+        assert actions == {"log-approvals": "pending", "tell-<i>changes</i>": "dead"}
+        watched.assert_inert()
+
+        watched.page.goto(f"{url}/requests/{filled.alert_id}")
+        acknowledged = watched.page.locator("li[data-event='request.acknowledged']")
+        fired = acknowledged.locator("table.rule-trace tr.fired td").first.inner_text()
+        assert fired == "page-on-alerts"
         watched.assert_inert()
 
 
@@ -109,8 +145,10 @@ def test_ignored_and_quarantined_messages_show_their_reasons(
 
 
 def test_overview_draws_the_charts_and_mailboxes_page_renders(
-    filled: Filled, server: ServerFactory, watched: Watched
+    filled: Filled, server: ServerFactory, watched: Watched, engine: Engine
 ) -> None:
+    # Polled two hours ago and not tried since: the poller has stopped.
+    add_checkpoint(engine, "approvals", success_ago=timedelta(hours=2))
     page = watched.page
     with server() as url:
         page.goto(f"{url}/")
@@ -126,6 +164,10 @@ def test_overview_draws_the_charts_and_mailboxes_page_renders(
 
         page.get_by_role("link", name="Mailboxes").click()
         page.wait_for_url(f"{url}/mailboxes")
-        assert page.locator("#folders tbody tr", has_text="approvals").count() == 1
+        folder = page.locator("#folders tbody tr", has_text="approvals")
+        assert folder.count() == 1
+        assert folder.locator(".badge").inner_text() == "stale"
+        assert folder.locator("p.note").inner_text().startswith(
+            "no poller is running: nothing has tried this folder since")
         assert page.locator("#counts tbody tr").count() >= 2
         watched.assert_inert()

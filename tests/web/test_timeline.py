@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import Engine, select
 
 from ingest.store.db import read_session, transaction
 from ingest.store.events import add_event
-from ingest.store.models import Message
-from ingest.web.timeline import EntryKind, load_timeline
+from ingest.store.models import Event, Message
+from ingest.web.timeline import EntryKind, TraceStep, load_timeline, rule_trace
 from tests.web.conftest import ALICE, BOB, Filled
 
 
@@ -17,19 +18,39 @@ def test_the_timeline_tells_the_story_in_order(engine: Engine, filled: Filled) -
         assert timeline is not None
         assert [r.address for r in timeline.recipients] == [ALICE, BOB]
         story = [(e.kind, getattr(e.item, "type", None)) for e in timeline.entries]
-        outcomes = {getattr(e.item, "type", ""): [o.id for o in e.outcomes]
+        outcomes = {getattr(e.item, "type", ""): [o.rule for o in e.outcomes]
                     for e in timeline.entries}
+        traces = {getattr(e.item, "type", ""): e.trace for e in timeline.entries}
         times = [e.at for e in timeline.entries]
-    assert story == [
-        (EntryKind.CREATED, None),
-        (EntryKind.MESSAGE, None),
-        (EntryKind.RESPONSE, None),
-        (EntryKind.EVENT, "response.recorded"),
-        (EntryKind.EVENT, "request.approved"),
-    ]
-    assert outcomes["request.approved"] == [filled.outcome_id]
+    reply = [(EntryKind.MESSAGE, None), (EntryKind.RESPONSE, None),
+             (EntryKind.EVENT, "response.recorded")]
+    assert story == [(EntryKind.CREATED, None), *reply, (EntryKind.EVENT, "request.approved"),
+                     *reply]  # Bob's approval, after the decision
+    assert outcomes["request.approved"] == ["log-approvals", "tell-<i>changes</i>"]
     assert outcomes["response.recorded"] == []
+    trace = traces["request.approved"]
+    assert trace is not None
+    assert [(step.rule, step.fired) for step in trace] == [
+        ("log-approvals", True), ("page-on-alerts", False), ("rejections-only", False)]
+    assert trace[2].reason == "listens to request.rejected, not request.approved"
+    assert traces[""] is None  # created, message and response entries have no trace
     assert times == sorted(times)
+
+
+@pytest.mark.parametrize(
+    ("stored", "steps"),
+    [
+        (None, None),
+        ({"rule": "r"}, None),
+        ([], ()),
+        ([{"rule": "r", "fired": True, "reason": "why"}, "junk", {"fired": "yes"}],
+         (TraceStep("r", True, "why"), TraceStep("", False, ""))),
+    ],
+)
+def test_a_stored_trace_of_another_shape_shows_what_it_can(
+    stored: object, steps: tuple[TraceStep, ...] | None
+) -> None:
+    assert rule_trace(Event(type="request.approved", payload={}, rule_trace=stored)) == steps
 
 
 def test_events_about_its_messages_belong_to_it(engine: Engine, filled: Filled) -> None:

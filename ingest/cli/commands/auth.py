@@ -93,7 +93,10 @@ def run_status(ctx: CommandContext) -> int:
     if ctx.args.format == "json":
         print(to_json(rows))
     else:
-        print(render(rows, STATUS_COLUMNS, "table") if rows else "no mailbox signs in")
+        # Sentences, not a JSON list, for people; render wraps them so each remedy reads whole.
+        table = [{**row, "warnings": "; ".join(s.warnings) or None}
+                 for row, s in zip(rows, statuses, strict=True)]
+        print(render(table, STATUS_COLUMNS, "table") if rows else "no mailbox signs in")
     return 0
 
 

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from ingest.register import RegisteredRequest
 
 REPLY_TO = "approvals@example.com"
-WIDE = 140  # the reasons are the point of the demo: show them whole
 
 
 @dataclass(frozen=True)
@@ -240,10 +239,9 @@ def _show(engine: Engine, receiver: DemoReceiver) -> None:
                  ("ref", "kind", "status", "decided_at", "responses"), "table"))
     print("\nResponses (every reply to a request, decisive or not, and why)")
     print(render(sorted(responses, key=lambda r: r["id"]),
-                 ("ref", "address", "sender_verified", "intent", "decisive", "reason"), "table",
-                 width=WIDE))
+                 ("ref", "address", "sender_verified", "intent", "decisive", "reason"), "table"))
     print("\nIgnored messages, and why")
-    print(render(ignored, ("sender", "reason"), "table", width=WIDE))
+    print(render(ignored, ("sender", "reason"), "table"))
     print("\nWebhook calls the demo's workflow receiver got (signature checked with the secret)")
     for delivery in receiver.deliveries:
         verdict = "signature ok" if delivery.signature_ok else "BAD SIGNATURE"

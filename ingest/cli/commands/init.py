@@ -25,17 +25,28 @@ def run_init(ctx: CommandContext) -> int:
     from ingest.store.db import safe_url
 
     path = ctx.config_path
-    if path.exists():
-        print(f"{path}: exists, left as it is")
-    else:
+    written = not path.exists()
+    if written:
         _write_example(path)
-        print(f"{path}: written, with rules.toml beside it (examples: add your mailboxes)")
+        print(f"{path}: written, with rules.toml beside it")
+    else:
+        print(f"{path}: exists, left as it is")
     migrate.upgrade(ctx.engine)
     print(
         f"{safe_url(ctx.settings.database_url)}: at revision {migrate.current_revision(ctx.engine)}"
     )
-    print("next: 'ackmail requests list', or 'ackmail demo' to see the whole pipeline")
+    print(_next_steps(path, has_mailbox=bool(ctx.settings.mailboxes) and not written))
     return 0
+
+
+def _next_steps(path: Path, *, has_mailbox: bool) -> str:
+    """What to do after init: a mailbox first, then the check that it can be read."""
+    if has_mailbox:
+        return ("next: 'ackmail check' tests each mailbox, then 'ackmail poll' reads them "
+                "('ackmail demo' shows the whole pipeline)")
+    return (f"next: add your mailbox to {path} (uncomment and edit a [[mailbox]] example), "
+            "then run 'ackmail check' to test it and 'ackmail poll' to read it; "
+            "'ackmail demo' shows the whole pipeline first")
 
 
 def _template(name: str) -> str:
