@@ -41,14 +41,23 @@ LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
 @dataclass(frozen=True)
+class CertificateConfig:
+    """An app's certificate: a PKCS#12 ``file``, or a PEM certificate ``file`` + ``key_file``."""
+
+    file: Path
+    key_file: Path | None = None
+    passphrase: Secret | None = None
+    send_x5c: bool = False
+
+
+@dataclass(frozen=True)
 class OAuthConfig:
     """An app registration in Entra ID (or a test identity provider)."""
 
     tenant_id: str
     client_id: str
     client_secret: Secret | None = None
-    client_certificate: Path | None = None
-    certificate_thumbprint: str | None = None
+    certificate: CertificateConfig | None = None
     client_secret_expires: date | None = None
     authority: str = "https://login.microsoftonline.com"
     ca_file: Path | None = None
@@ -388,8 +397,7 @@ def _oauth(parent: Section, auth: str, protocol: str) -> OAuthConfig | None:
         tenant_id=section.text("tenant_id"),
         client_id=section.text("client_id"),
         client_secret=section.secret("client_secret"),
-        client_certificate=section.file_path("client_certificate", default=None),
-        certificate_thumbprint=section.text("certificate_thumbprint", default=None),
+        certificate=_certificate(section),
         client_secret_expires=section.calendar_date("client_secret_expires", default=None),
         authority=section.https_url("authority", default="https://login.microsoftonline.com"),
         ca_file=section.file_path("ca_file", default=None),
@@ -399,10 +407,27 @@ def _oauth(parent: Section, auth: str, protocol: str) -> OAuthConfig | None:
         ),
     )
     section.finish()
-    if app_only and result.client_secret is None and result.client_certificate is None:
-        section.fail("client_secret", "oauth2-app needs a client_secret or a client_certificate")
-    if result.client_certificate is not None and not result.certificate_thumbprint:
-        section.fail("certificate_thumbprint", "is required with client_certificate")
+    if app_only and result.client_secret is None and result.certificate is None:
+        section.fail("client_secret", "oauth2-app needs a client_secret or a certificate")
+    return result
+
+
+def _certificate(parent: Section) -> CertificateConfig | None:
+    for old in ("client_certificate", "certificate_thumbprint"):
+        if parent.has(old):
+            parent.fail(old, 'is replaced by certificate = { file = "app.pfx" } (or file = the '
+                             'PEM certificate and key_file = its PEM key); the thumbprint is '
+                             'read from the certificate')
+    if not parent.has("certificate"):
+        return None
+    section = parent.section("certificate")
+    result = CertificateConfig(
+        file=section.file_path("file"),
+        key_file=section.file_path("key_file", default=None),
+        passphrase=section.secret("passphrase"),
+        send_x5c=section.flag("send_x5c", default=False),
+    )
+    section.finish()
     return result
 
 

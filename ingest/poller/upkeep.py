@@ -72,7 +72,8 @@ class Upkeep:
             self._prune_due = now + PRUNE_EVERY
             _guarded("pruning raw messages", self.prune)
         for watched in self.watched:
-            if now >= self._auth_due.setdefault(watched.mailbox.name, self._first_due(watched)):
+            if now >= self._auth_due.setdefault(watched.mailbox.name,
+                                                     self._first_due(watched, now)):
                 _guarded(f"auth upkeep of '{watched.mailbox.name}'",
                          functools.partial(self.auth_upkeep, watched))
 
@@ -85,10 +86,12 @@ class Upkeep:
             log.info("pruned the raw bytes of %d messages older than %s", dropped, cutoff)
         return dropped
 
-    def _first_due(self, watched: Watched) -> datetime:
+    def _first_due(self, watched: Watched, now: datetime) -> datetime:
+        # ``now`` is the tick's own moment: a later clock reading would put a never-checked
+        # mailbox just after it, and a ``--once`` run (one tick) would skip it.
         position = watched.checkpoints.peek()
         last = position.state.get(AUTH_CHECKED) if position else None
-        return datetime.fromisoformat(last) + AUTH_EVERY if last else utcnow()
+        return datetime.fromisoformat(last) + AUTH_EVERY if last else now
 
     def auth_upkeep(self, watched: Watched) -> None:
         """Refresh an idle delegated grant; record ``auth.expiring`` when warnings stand."""

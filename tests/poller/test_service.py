@@ -30,7 +30,8 @@ from ingest.store.models import (
     Response,
 )
 from ingest.timeutil import utcnow
-from tests.auth.conftest import sign_in_by_device_code
+from tests.auth.certs import make_certificate
+from tests.auth.conftest import APP_ID, sign_in_by_device_code
 from tests.servers.dovecot import DovecotHarnessError, DovecotServer
 from tests.servers.idp import IdentityProvider
 from tests.sources import conftest as shared
@@ -276,6 +277,22 @@ def test_upkeep_warns_once_a_day_before_a_client_secret_lapses(
     assert events[0].payload["mailbox"] == "shared"
     assert any("client secret" in w for w in events[0].payload["warnings"])
     assert AUTH_CHECKED in _checkpoint(sqlite_engine, "shared").state
+
+
+def test_upkeep_warns_before_a_client_certificate_lapses(
+        oauth_mailbox: OAuthMailbox, token_providers: TokenProviders, sqlite_engine: Engine,
+        make_poller: PollerFactory, idp: IdentityProvider, tmp_path: Path) -> None:
+    cert = make_certificate(tmp_path, days=20, pfx=True)
+    idp.register_client(APP_ID, certificate_pem=cert.pem)
+    box = oauth_mailbox("oauth2-app", oauth={"client_secret": None, "certificate": cert.config})
+    poller: Poller = make_poller(sqlite_engine, box, providers=token_providers, once=True)
+    poller.run()
+
+    with read_session(sqlite_engine) as session:
+        events = session.scalars(select(Event).where(Event.type == "auth.expiring")).all()
+    assert len(events) == 1
+    assert any("client certificate expires" in w and "in 20 days" in w
+               for w in events[0].payload["warnings"])
 
 
 def test_request_status_is_unchanged_by_a_dry_run(
