@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msal
 import requests
 
 from ingest.auth.base import AuthKind, AuthSubject
@@ -125,6 +126,7 @@ _UNKNOWN = Diagnosis((), "the identity provider refused the request",
                      "fix the app registration or settings", Remedy.FIX_SETTINGS)
 _BY_CODE: Mapping[int, Diagnosis] = {code: row for row in AADSTS_TABLE for code in row.codes}
 _CODE_IN_TEXT = re.compile(r"AADSTS(\d+)")
+_HTTP_STATUS = re.compile(r"HTTP Error: (\d{3})")
 _REASON = re.compile(r"\[Reason - ([^,\]]+)")
 
 
@@ -178,6 +180,16 @@ def transport_error(subject: AuthSubject, authority: str,
     return IdentityProviderUnavailable(
         subject.name, f"the identity provider {authority} could not be reached "
         f"({type(exc).__name__})", code="network")
+
+
+def server_fault(subject: AuthSubject, authority: str,
+                 exc: msal.exceptions.MsalServiceError) -> IdentityProviderUnavailable:
+    """MSAL raises "HTTP Error: 503" for a 5xx before reading the body: never the grant's fault."""
+    status = _HTTP_STATUS.search(str(exc))
+    code = f"http-{status.group(1)}" if status else "server_error"
+    return IdentityProviderUnavailable(
+        subject.name, f"the identity provider {authority} answered with a server fault "
+        f"({exc}); the stored sign-in is kept and the call is retried", code=code)
 
 
 def authority_error(subject: AuthSubject, authority: str, exc: ValueError) -> AuthError:

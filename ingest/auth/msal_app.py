@@ -22,7 +22,7 @@ import requests
 from ingest.auth.base import AuthKind, AuthSubject
 from ingest.auth.cache import CacheContents, CacheMetadata, FileStamp, TokenCacheFile
 from ingest.auth.certificate import msal_credential
-from ingest.auth.diagnose import authority_error, transport_error
+from ingest.auth.diagnose import authority_error, server_fault, transport_error
 from ingest.auth.errors import ReauthRequired, TokenCacheError
 from ingest.config import LOOPBACK_HOSTS, OAuthConfig
 from ingest.config_reader import Secret
@@ -156,6 +156,8 @@ class MsalSession:
             return call()
         except requests.exceptions.RequestException as exc:
             raise transport_error(self.subject, self.authority, exc) from exc
+        except msal.exceptions.MsalServiceError as exc:
+            raise server_fault(self.subject, self.authority, exc) from exc
 
     @contextmanager
     def transaction(self) -> Iterator[msal.ClientApplication]:

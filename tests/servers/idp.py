@@ -73,6 +73,7 @@ AADSTS = {
               "tenant"),
     53003: ("access_denied", "Access has been blocked by Conditional Access policies"),
     90002: ("invalid_request", "Tenant not found"),
+    90033: ("temporarily_unavailable", "A transient error has occurred. Please try again"),
     50126: ("invalid_grant", "Error validating credentials due to invalid username or password"),
 }
 
@@ -80,12 +81,18 @@ AADSTS = {
 class OAuthError(Exception):
     """An Entra-style 400 answer: error, AADSTS description, codes, ids."""
 
-    def __init__(self, code: int, reason: str | None = None) -> None:
+    def __init__(self, code: int, reason: str | None = None, *,
+                 failure: Failure | None = None) -> None:
         super().__init__(code)
         self.code, self.reason = code, reason
+        self.status = failure.status if failure else 400
+        self.error = failure.error if failure else None
+        self.headers = ({"Retry-After": str(failure.retry_after)}
+                        if failure and failure.retry_after is not None else {})
 
     def body(self) -> dict[str, Any]:
         error, text = AADSTS[self.code]
+        error = self.error or error
         if self.reason:
             text = f"{text}. [Reason - {self.reason}]"
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
@@ -94,6 +101,16 @@ class OAuthError(Exception):
                 "trace_id": trace, "correlation_id": correlation,
                 "error_description": f"AADSTS{self.code}: {text}. Trace ID: {trace} "
                                      f"Correlation ID: {correlation} Timestamp: {stamp}"}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An injected token-endpoint failure: the AADSTS code, and how it is answered."""
+
+    code: int
+    status: int = 400
+    error: str | None = None  # overrides the code's usual OAuth error string
+    retry_after: int | None = None  # seconds, sent as Retry-After
 
 
 @dataclass(frozen=True)
@@ -150,7 +167,7 @@ class IdentityProvider:
         self._user_codes: dict[str, str] = {}
         self._refresh: dict[str, Grant] = {}
         self._revoked: set[str] = set()
-        self._failures: list[int] = []
+        self._failures: list[Failure] = []
         self._requests: list[RecordedRequest] = []
         self._assertions: list[str] = []
         self._server: ThreadingHTTPServer | None = None
@@ -212,10 +229,10 @@ class IdentityProvider:
             device_code = self._user_codes[user_code]
             self._devices[device_code] = _with_user(self._devices[device_code], upn)
 
-    def fail_next(self, count: int, code: int) -> None:
-        """The next ``count`` token requests fail with AADSTS ``code``."""
+    def fail_next(self, count: int, code: int, **how: Any) -> None:
+        """The next ``count`` token requests fail with AADSTS ``code`` (see ``Failure``)."""
         with self._lock:
-            self._failures.extend([code] * count)
+            self._failures.extend([Failure(code, **how)] * count)
 
     def revoke_refresh_tokens(self, upn: str) -> None:
         with self._lock:
@@ -253,7 +270,8 @@ class IdentityProvider:
         try:
             return handler(form)
         except OAuthError as exc:
-            return _json(400, exc.body())
+            status, headers, body = _json(exc.status, exc.body())
+            return status, headers | exc.headers, body
 
     def _routes(self) -> dict[tuple[str, str], Callable[[dict[str, str]], Reply]]:
         return {("GET", "v2.0/.well-known/openid-configuration"): self._discovery,
@@ -272,7 +290,8 @@ class IdentityProvider:
         time.sleep(self.delay)
         with self._lock:
             if self._failures:
-                raise OAuthError(self._failures.pop(0))
+                failure = self._failures.pop(0)
+                raise OAuthError(failure.code, failure=failure)
             grants = {"client_credentials": self._client_credentials,
                       "authorization_code": self._authorization_code,
                       "refresh_token": self._refresh_token,
