@@ -153,6 +153,8 @@ class Settings:
     lease_seconds: float = 30.0
     # Processes that parse backlogs (0 or 1: parse in the poller's own process).
     parse_workers: int = 0
+    # A delegated grant idle this long is refreshed by the daily upkeep (Entra ends it at 90).
+    refresh_idle_days: int = 14
     serve: ServeConfig = field(default_factory=ServeConfig)
 
     def mailbox(self, name: str) -> MailboxConfig:
@@ -235,8 +237,8 @@ def _serve(section: Section) -> ServeConfig:
 
 def _service(section: Section, path: Path) -> dict[str, Any]:
     """Where state lives, how long raw messages are kept for reprocessing, how soon a
-    dead poller's mailboxes are taken over by another (PostgreSQL), and how many
-    processes parse a backlog."""
+    dead poller's mailboxes are taken over by another (PostgreSQL), how many
+    processes parse a backlog, and after how many idle days a delegated grant is refreshed."""
     values = {
         "state_dir": section.file_path("state_dir", default=None)
         or (path.parent / ".ackmail").absolute(),
@@ -244,6 +246,7 @@ def _service(section: Section, path: Path) -> dict[str, Any]:
         "lease_seconds": section.integer("lease_seconds", default=30, low=1, high=3600),
         "parse_workers": section.integer("parse_workers", default=os.cpu_count() or 1,
                                          low=0, high=64),
+        "refresh_idle_days": section.integer("refresh_idle_days", default=14, low=1, high=75),
     }
     section.finish()
     return values

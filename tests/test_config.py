@@ -176,6 +176,8 @@ def test_secrets_never_show_in_repr(tmp_path: Path, secrets_env: None) -> None:
         ("[security]\ntoken_secret = { file = 'missing/secret' }\n", r"cannot be read"),
         ("[security]\ntoken_secret = { vault = 'x' }\n", r"must be \{ env = \"NAME\" \} or"),
         ("database = 5\n", r"\[database\] must be a table"),
+        ("[service]\nrefresh_idle_days = 90\n",
+         r"\[service\] key 'refresh_idle_days' must be between 1 and 75"),
         (
             "[security]\nexchange_tenant_id = 't'\n",
             r"'exchange_tenant_id' is set but trust_exchange_online is not true",
@@ -188,6 +190,12 @@ def test_invalid_configuration_names_file_and_key(tmp_path: Path, body: str, exp
         load_settings(path)
     assert str(caught.value).startswith(str(path))
     assert "\n" not in str(caught.value)
+
+
+def test_refresh_idle_days_defaults_to_14(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, "")).refresh_idle_days == 14
+    weekly = load_settings(write(tmp_path, "[service]\nrefresh_idle_days = 7\n"))
+    assert weekly.refresh_idle_days == 7
 
 
 def test_certificate_table_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,8 +30,6 @@ Task = Callable[[], object]
 PRUNE_EVERY = timedelta(hours=1)
 AUTH_EVERY = timedelta(days=1)
 AUTH_RETRY = timedelta(hours=1)
-# Entra ends a refresh token after 90 idle days; refreshing every 14 keeps it far away.
-IDLE_REFRESH = timedelta(days=14)
 AUTH_CHECKED = "auth_checked_at"
 OAUTH_KINDS = ("oauth2-delegated", "oauth2-app")
 
@@ -98,7 +96,9 @@ class Upkeep:
         box = watched.mailbox
         now = utcnow()
         self._auth_due[box.name] = now + AUTH_RETRY  # if anything below fails
-        self.providers.for_subject(box).refresh_if_idle(IDLE_REFRESH)
+        # Entra ends a refresh token after 90 idle days; only a grant idle this long is refreshed.
+        idle = timedelta(days=self.settings.refresh_idle_days)
+        self.providers.for_subject(box).refresh_if_idle(idle)
         status = auth_status(box, state_dir=self.settings.state_dir,
                              cache_key=self.settings.security.cache_key)
         if status.warnings:
