@@ -9,7 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.auth.conftest import ALICE, PUBLIC_ID
+import pytest
+
+from tests.auth.certs import make_certificate
+from tests.auth.conftest import ALICE, APP_ID, PUBLIC_ID, SHARED
 from tests.servers.idp import IdentityProvider
 
 CACHE_KEY = "cli-test-cache-key-0123456789abcdef"
@@ -86,3 +89,36 @@ def test_login_names_an_unknown_mailbox(tmp_path: Path, idp: IdentityProvider) -
     _, err = result.communicate(timeout=60)
     assert result.returncode == 1
     assert "no [[mailbox]] is named 'bob' (configured: alice)" in err
+
+
+def test_status_shows_the_certificate_expiry(tmp_path: Path, idp: IdentityProvider,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    cert = make_certificate(tmp_path, days=12, pfx=True, passphrase="cli-pfx-pass")
+    config = tmp_path / "ackmail.toml"
+    config.write_text(f"""
+[security]
+cache_key = {{ env = "TEST_CLI_CACHE_KEY" }}
+
+[[mailbox]]
+name = "shared"
+protocol = "imap"
+host = "127.0.0.1"
+username = "{SHARED}"
+auth = "oauth2-app"
+
+[mailbox.oauth]
+tenant_id = "{idp.tenant}"
+client_id = "{APP_ID}"
+authority = "{idp.base_url}"
+certificate = {{ file = "{cert.config.file.name}", passphrase = {{ env = "TEST_PFX_PASS" }} }}
+""")
+    monkeypatch.setenv("TEST_PFX_PASS", "cli-pfx-pass")
+
+    status = ackmail(config, "auth", "status", "--format", "json")
+    out, err = status.communicate(timeout=60)
+
+    assert status.returncode == 0, err
+    row = json.loads(out)[0]
+    assert row["certificate_expires"].startswith(cert.not_after.date().isoformat())
+    assert any("client certificate expires" in w for w in row["warnings"]), row["warnings"]
+    assert "cli-pfx-pass" not in out + err

@@ -70,6 +70,19 @@ def test_a_momentary_aadsts90033_keeps_the_refresh_token(
     assert len(idp.requests(REFRESH)) == sent + 1
 
 
+def test_an_unreachable_provider_keeps_the_refresh_token(
+        idp: IdentityProvider, signed_in: TokenProvider, delegated_mailbox: MailboxConfig,
+        state_dir: Path, cache_key: Secret) -> None:
+    stored = cached_refresh_tokens(state_dir, delegated_mailbox, cache_key)
+    signed_in.session.application()  # discovery done while the provider was up
+    idp.stop()
+
+    failure = _refresh_fails_transiently(signed_in)
+
+    assert failure.code == "network"
+    assert cached_refresh_tokens(state_dir, delegated_mailbox, cache_key) == stored
+
+
 def test_a_real_expiry_still_asks_for_a_sign_in(idp: IdentityProvider,
                                                 signed_in: TokenProvider) -> None:
     idp.fail_next(1, 700082)
