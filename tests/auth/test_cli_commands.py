@@ -18,7 +18,10 @@ from tests.servers.idp import IdentityProvider
 CACHE_KEY = "cli-test-cache-key-0123456789abcdef"
 
 
-def write_config(tmp_path: Path, idp: IdentityProvider) -> Path:
+def write_config(tmp_path: Path, idp: IdentityProvider, *, name: str = "alice",
+                 username: str = ALICE, auth: str = "oauth2-delegated",
+                 client_id: str = PUBLIC_ID,
+                 credential: str = "client_secret_expires = 2026-12-01") -> Path:
     path = tmp_path / "ackmail.toml"
     path.write_text(f"""
 [database]
@@ -28,18 +31,18 @@ url = "sqlite:///ackmail.db"
 cache_key = {{ env = "TEST_CLI_CACHE_KEY" }}
 
 [[mailbox]]
-name = "alice"
+name = "{name}"
 protocol = "imap"
 host = "127.0.0.1"
-username = "{ALICE}"
-auth = "oauth2-delegated"
+username = "{username}"
+auth = "{auth}"
 
 [mailbox.oauth]
 tenant_id = "{idp.tenant}"
-client_id = "{PUBLIC_ID}"
+client_id = "{client_id}"
 authority = "{idp.base_url}"
 ca_file = "{idp.ca_pem}"
-client_secret_expires = 2026-12-01
+{credential}
 """)
     return path
 
@@ -94,24 +97,10 @@ def test_login_names_an_unknown_mailbox(tmp_path: Path, idp: IdentityProvider) -
 def test_status_shows_the_certificate_expiry(tmp_path: Path, idp: IdentityProvider,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     cert = make_certificate(tmp_path, days=12, pfx=True, passphrase="cli-pfx-pass")
-    config = tmp_path / "ackmail.toml"
-    config.write_text(f"""
-[security]
-cache_key = {{ env = "TEST_CLI_CACHE_KEY" }}
-
-[[mailbox]]
-name = "shared"
-protocol = "imap"
-host = "127.0.0.1"
-username = "{SHARED}"
-auth = "oauth2-app"
-
-[mailbox.oauth]
-tenant_id = "{idp.tenant}"
-client_id = "{APP_ID}"
-authority = "{idp.base_url}"
-certificate = {{ file = "{cert.config.file.name}", passphrase = {{ env = "TEST_PFX_PASS" }} }}
-""")
+    config = write_config(
+        tmp_path, idp, name="shared", username=SHARED, auth="oauth2-app", client_id=APP_ID,
+        credential=f'certificate = {{ file = "{cert.config.file.name}", '
+                   'passphrase = { env = "TEST_PFX_PASS" } }')
     monkeypatch.setenv("TEST_PFX_PASS", "cli-pfx-pass")
 
     status = ackmail(config, "auth", "status", "--format", "json")
