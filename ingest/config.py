@@ -41,14 +41,23 @@ LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
 @dataclass(frozen=True)
+class CertificateConfig:
+    """An app's certificate: a PKCS#12 ``file``, or a PEM certificate ``file`` + ``key_file``."""
+
+    file: Path
+    key_file: Path | None = None
+    passphrase: Secret | None = None
+    send_x5c: bool = False
+
+
+@dataclass(frozen=True)
 class OAuthConfig:
     """An app registration in Entra ID (or a test identity provider)."""
 
     tenant_id: str
     client_id: str
     client_secret: Secret | None = None
-    client_certificate: Path | None = None
-    certificate_thumbprint: str | None = None
+    certificate: CertificateConfig | None = None
     client_secret_expires: date | None = None
     authority: str = "https://login.microsoftonline.com"
     ca_file: Path | None = None
@@ -147,6 +156,8 @@ class Settings:
     lease_seconds: float = 30.0
     # Processes that parse backlogs (0 or 1: parse in the poller's own process).
     parse_workers: int = 0
+    # A delegated grant idle this long is refreshed by the daily upkeep (Entra ends it at 90).
+    refresh_idle_days: int = 14
     serve: ServeConfig = field(default_factory=ServeConfig)
 
     def mailbox(self, name: str) -> MailboxConfig:
@@ -238,8 +249,8 @@ def _serve(section: Section) -> ServeConfig:
 
 def _service(section: Section, path: Path) -> dict[str, Any]:
     """Where state lives, how long raw messages are kept for reprocessing, how soon a
-    dead poller's mailboxes are taken over by another (PostgreSQL), and how many
-    processes parse a backlog."""
+    dead poller's mailboxes are taken over by another (PostgreSQL), how many
+    processes parse a backlog, and after how many idle days a delegated grant is refreshed."""
     values = {
         "state_dir": section.file_path("state_dir", default=None)
         or (path.parent / ".ackmail").absolute(),
@@ -247,6 +258,7 @@ def _service(section: Section, path: Path) -> dict[str, Any]:
         "lease_seconds": section.integer("lease_seconds", default=30, low=1, high=3600),
         "parse_workers": section.integer("parse_workers", default=os.cpu_count() or 1,
                                          low=0, high=64),
+        "refresh_idle_days": section.integer("refresh_idle_days", default=14, low=1, high=75),
     }
     section.finish()
     return values
@@ -411,8 +423,7 @@ def _oauth(parent: Section, auth: str, protocol: str) -> OAuthConfig | None:
         tenant_id=section.text("tenant_id"),
         client_id=section.text("client_id"),
         client_secret=section.secret("client_secret"),
-        client_certificate=section.file_path("client_certificate", default=None),
-        certificate_thumbprint=section.text("certificate_thumbprint", default=None),
+        certificate=_certificate(section),
         client_secret_expires=section.calendar_date("client_secret_expires", default=None),
         authority=section.https_url("authority", default="https://login.microsoftonline.com"),
         ca_file=section.file_path("ca_file", default=None),
@@ -423,10 +434,27 @@ def _oauth(parent: Section, auth: str, protocol: str) -> OAuthConfig | None:
         account=section.text("account", default=None),
     )
     section.finish()
-    if app_only and result.client_secret is None and result.client_certificate is None:
-        section.fail("client_secret", "oauth2-app needs a client_secret or a client_certificate")
-    if result.client_certificate is not None and not result.certificate_thumbprint:
-        section.fail("certificate_thumbprint", "is required with client_certificate")
+    if app_only and result.client_secret is None and result.certificate is None:
+        section.fail("client_secret", "oauth2-app needs a client_secret or a certificate")
+    return result
+
+
+def _certificate(parent: Section) -> CertificateConfig | None:
+    for old in ("client_certificate", "certificate_thumbprint"):
+        if parent.has(old):
+            parent.fail(old, 'is replaced by certificate = { file = "app.pfx" } (or file = the '
+                             'PEM certificate and key_file = its PEM key); the thumbprint is '
+                             'read from the certificate')
+    if not parent.has("certificate"):
+        return None
+    section = parent.section("certificate")
+    result = CertificateConfig(
+        file=section.file_path("file"),
+        key_file=section.file_path("key_file", default=None),
+        passphrase=section.secret("passphrase"),
+        send_x5c=section.flag("send_x5c", default=False),
+    )
+    section.finish()
     return result
 
 

@@ -149,7 +149,19 @@ def test_secrets_never_show_in_repr(tmp_path: Path, secrets_env: None) -> None:
             "[[mailbox]]\nname = 'a'\nprotocol = 'imap'\nhost = 'h'\nusername = 'u'\n"
             "auth = 'oauth2-app'\n"
             "[mailbox.oauth]\ntenant_id = 't'\nclient_id = 'c'\n",
-            r"oauth2-app needs a client_secret or a client_certificate",
+            r"oauth2-app needs a client_secret or a certificate",
+        ),
+        (
+            "[[mailbox]]\nname = 'a'\nprotocol = 'imap'\nhost = 'h'\nusername = 'u'\n"
+            "auth = 'oauth2-app'\n[mailbox.oauth]\ntenant_id = 't'\nclient_id = 'c'\n"
+            "client_certificate = 'key.pem'\ncertificate_thumbprint = 'AB'\n",
+            r"'client_certificate' is replaced by certificate = \{ file = \"app.pfx\" \}",
+        ),
+        (
+            "[[mailbox]]\nname = 'a'\nprotocol = 'imap'\nhost = 'h'\nusername = 'u'\n"
+            "auth = 'oauth2-app'\n[mailbox.oauth]\ntenant_id = 't'\nclient_id = 'c'\n"
+            "certificate = { file = 'app.pfx', thumbprint = 'AB' }\n",
+            r"certificate\] key 'thumbprint' is not a known setting",
         ),
         ("[requests]\nplus_addressing = true\n", r"plus_addressing' needs reply_address"),
         ("[requests]\ndefault_expires = 'soon'\n", r"'soon' is not a duration"),
@@ -167,6 +179,8 @@ def test_secrets_never_show_in_repr(tmp_path: Path, secrets_env: None) -> None:
          r"which does not exist; create it"),
         ("[security]\ntoken_secret = { vault = 'x' }\n", r"must be \{ env = \"NAME\" \} or"),
         ("database = 5\n", r"\[database\] must be a table"),
+        ("[service]\nrefresh_idle_days = 90\n",
+         r"\[service\] key 'refresh_idle_days' must be between 1 and 75"),
         (
             "[security]\nexchange_tenant_id = 't'\n",
             r"'exchange_tenant_id' is set but trust_exchange_online is not true",
@@ -179,6 +193,25 @@ def test_invalid_configuration_names_file_and_key(tmp_path: Path, body: str, exp
         load_settings(path)
     assert str(caught.value).startswith(str(path))
     assert "\n" not in str(caught.value)
+
+
+def test_refresh_idle_days_defaults_to_14(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, "")).refresh_idle_days == 14
+    weekly = load_settings(write(tmp_path, "[service]\nrefresh_idle_days = 7\n"))
+    assert weekly.refresh_idle_days == 7
+
+
+def test_certificate_table_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_PFX_PASSPHRASE", "not-shown")
+    path = write(tmp_path, "[[mailbox]]\nname = 'a'\nprotocol = 'imap'\nhost = 'h'\n"
+                           "username = 'u'\nauth = 'oauth2-app'\n[mailbox.oauth]\n"
+                           "tenant_id = 't'\nclient_id = 'c'\ncertificate = { file = 'app.pfx', "
+                           "passphrase = { env = 'TEST_PFX_PASSPHRASE' }, send_x5c = true }\n")
+    oauth = load_settings(path).mailboxes[0].oauth
+    assert oauth is not None and oauth.certificate is not None
+    assert oauth.certificate.file == tmp_path / "app.pfx"
+    assert oauth.certificate.passphrase is not None and oauth.certificate.send_x5c
+    assert "not-shown" not in repr(oauth)
 
 
 def test_malformed_toml_says_where(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msal
 import requests
 
 from ingest.auth.base import AuthKind, AuthSubject
@@ -49,10 +50,14 @@ AADSTS_TABLE: tuple[Diagnosis, ...] = (
     Diagnosis((7000222,), "the client secret has expired",
               "create a new secret for app {client_id} in Entra ID, then update client_secret "
               "and client_secret_expires", Remedy.FIX_SETTINGS),
-    Diagnosis((700027, 700024), "the client certificate assertion was refused (certificate not "
-              "registered on the app, wrong thumbprint, or a clock off)",
-              "upload the certificate to app {client_id} in Entra ID and set "
-              "certificate_thumbprint to its SHA-1 thumbprint", Remedy.FIX_SETTINGS),
+    # Entra names the cause in "[Reason - ...]": key not found, signature mismatch, expired.
+    Diagnosis((700027,), "the client certificate was refused",
+              "upload the public part of the configured certificate (or a renewed one, when it "
+              "expired) to app {client_id} > Certificates & secrets in Entra ID",
+              Remedy.FIX_SETTINGS),
+    Diagnosis((700024,), "the client assertion was outside its valid time range (this "
+              "machine's clock is off)", "set the clock right (NTP) and retry",
+              Remedy.FIX_SETTINGS),
     # Refresh tokens lapse after 90 days without use (or by sign-in frequency policy).
     Diagnosis((700082, 70008), "the stored sign-in expired after a long idle time",
               _SIGN_IN, Remedy.SIGN_IN_AGAIN),
@@ -121,6 +126,8 @@ _UNKNOWN = Diagnosis((), "the identity provider refused the request",
                      "fix the app registration or settings", Remedy.FIX_SETTINGS)
 _BY_CODE: Mapping[int, Diagnosis] = {code: row for row in AADSTS_TABLE for code in row.codes}
 _CODE_IN_TEXT = re.compile(r"AADSTS(\d+)")
+_HTTP_STATUS = re.compile(r"HTTP Error: (\d{3})")
+_REASON = re.compile(r"\[Reason - ([^,\]]+)")
 
 
 def aadsts_codes(result: Mapping[str, Any]) -> list[int]:
@@ -145,6 +152,8 @@ def error_for(result: Mapping[str, Any],
     codes = aadsts_codes(result)
     code = f"AADSTS{codes[0]}" if codes else str(result.get("error") or "unknown_error")
     cause = found.cause if found is not _UNKNOWN else _first_sentence(result) or found.cause
+    if reason := _REASON.search(str(result.get("error_description", ""))):
+        cause = f"{cause}: {reason.group(1).rstrip('.')}"
     correlation_id = result.get("correlation_id")
     if found.remedy is Remedy.RETRY:
         return IdentityProviderUnavailable(subject.name, cause, code=code,
@@ -171,6 +180,16 @@ def transport_error(subject: AuthSubject, authority: str,
     return IdentityProviderUnavailable(
         subject.name, f"the identity provider {authority} could not be reached "
         f"({type(exc).__name__})", code="network")
+
+
+def server_fault(subject: AuthSubject, authority: str,
+                 exc: msal.exceptions.MsalServiceError) -> IdentityProviderUnavailable:
+    """MSAL raises "HTTP Error: 503" for a 5xx before reading the body: never the grant's fault."""
+    status = _HTTP_STATUS.search(str(exc))
+    code = f"http-{status.group(1)}" if status else "server_error"
+    return IdentityProviderUnavailable(
+        subject.name, f"the identity provider {authority} answered with a server fault "
+        f"({exc}); the stored sign-in is kept and the call is retried", code=code)
 
 
 def authority_error(subject: AuthSubject, authority: str, exc: ValueError) -> AuthError:

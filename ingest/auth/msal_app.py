@@ -21,7 +21,8 @@ import requests
 
 from ingest.auth.base import AuthKind, AuthSubject
 from ingest.auth.cache import CacheContents, CacheMetadata, FileStamp, TokenCacheFile
-from ingest.auth.diagnose import authority_error, transport_error
+from ingest.auth.certificate import msal_credential
+from ingest.auth.diagnose import authority_error, server_fault, transport_error
 from ingest.auth.errors import ReauthRequired, TokenCacheError
 from ingest.config import LOOPBACK_HOSTS, OAuthConfig
 from ingest.config_reader import Secret
@@ -30,7 +31,7 @@ from ingest.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Credential = str | dict[str, str] | None
+Credential = str | dict[str, str | bool] | None
 
 
 class _DropTokenEvents(logging.Filter):
@@ -86,21 +87,15 @@ def build_http_client(oauth: OAuthConfig, timeout: float) -> requests.Session:
 
 
 def client_credential(subject: AuthSubject) -> Credential:
-    """A certificate (private key + thumbprint), a client secret, or None for public clients."""
+    """A certificate (as MSAL takes it), a client secret, or None for public clients."""
     oauth = subject.require_oauth()
-    if oauth.client_certificate is not None:
-        try:
-            key = oauth.client_certificate.read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{subject.name}: client_certificate {oauth.client_certificate} "
-                              f"cannot be read ({exc}); point it at the PEM file holding the "
-                              "private key") from None
-        return {"private_key": key, "thumbprint": oauth.certificate_thumbprint or ""}
+    if oauth.certificate is not None:
+        return msal_credential(subject.name, oauth.certificate)
     if oauth.client_secret is not None:
         return oauth.client_secret.reveal()
     if subject.kind is AuthKind.APP:
         raise ConfigError(f"{subject.name}: auth = 'oauth2-app' needs client_secret or "
-                          "client_certificate in its [oauth] table")
+                          "certificate in its [oauth] table")
     return None
 
 
@@ -169,6 +164,8 @@ class MsalSession:
             return call()
         except requests.exceptions.RequestException as exc:
             raise transport_error(self.subject, self.authority, exc) from exc
+        except msal.exceptions.MsalServiceError as exc:
+            raise server_fault(self.subject, self.authority, exc) from exc
 
     @contextmanager
     def transaction(self) -> Iterator[msal.ClientApplication]:

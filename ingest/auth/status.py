@@ -11,13 +11,18 @@ import msal
 
 from ingest.auth.base import AuthKind, AuthSubject, subject_of
 from ingest.auth.cache import CacheContents, CacheMetadata, TokenCacheFile
+from ingest.auth.certificate import load_certificate
 from ingest.auth.errors import TokenCacheError
 from ingest.auth.tokens import cache_path
 from ingest.config import MailboxConfig, SmtpConfig
 from ingest.config_reader import Secret
+from ingest.errors import ConfigError
 from ingest.timeutil import utcnow
 
 SECRET_WARNING_DAYS = 30
+SECRET_FIX = "create a new secret in Entra ID and update client_secret and client_secret_expires"
+CERTIFICATE_FIX = ("create a new certificate, upload its public part to the app in Entra ID "
+                   "and point certificate.file at it")
 # Entra ends a refresh token after 90 days unused; warn while there is time to act.
 REFRESH_TOKEN_LIFETIME_DAYS = 90
 IDLE_WARNING_DAYS = 76
@@ -37,6 +42,7 @@ class AuthStatus:
     client_secret_expires: date | None
     warnings: tuple[str, ...]
     mailbox: str = ""  # the mailbox opened, when the account is a delegate of it
+    certificate_expires: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -64,16 +70,31 @@ def auth_status(config: MailboxConfig | SmtpConfig | AuthSubject, *, state_dir: 
     delegated = subject.kind is AuthKind.DELEGATED
     signed_in = stored.has_refresh_token if delegated else stored.access_token_expires is not None
     expires = subject.oauth.client_secret_expires if subject.oauth else None
+    certificate, certificate_problem = _certificate_expiry(subject)
     warnings = [text for text in (
         stored.problem,
-        _secret_warning(expires, moment.date()),
+        certificate_problem,
+        _expiry_warning("client secret", expires, moment.date(), SECRET_FIX),
+        _expiry_warning("client certificate", certificate.date() if certificate else None,
+                        moment.date(), CERTIFICATE_FIX),
         _sign_in_warning(subject, stored) if delegated else None,
         _idle_warning(subject, idle) if delegated and stored.has_refresh_token else None,
     ) if text]
     account = stored.account or (subject.username if not delegated else None)
     return AuthStatus(subject.name, subject.kind, account, signed_in,
                       stored.access_token_expires, last, idle if delegated else None, expires,
-                      tuple(warnings), mailbox=subject.username)
+                      tuple(warnings), mailbox=subject.username, certificate_expires=certificate)
+
+
+def _certificate_expiry(subject: AuthSubject) -> tuple[datetime | None, str | None]:
+    """The certificate's notAfter, or why the certificate cannot be read."""
+    config = subject.oauth.certificate if subject.oauth else None
+    if config is None:
+        return None, None
+    try:
+        return load_certificate(subject.name, config).not_after, None
+    except ConfigError as exc:
+        return None, str(exc)
 
 
 def _read_stored(subject: AuthSubject, state_dir: Path, cache_key: Secret | None) -> _Stored:
@@ -111,15 +132,14 @@ def _latest_expiry(entries: Any) -> datetime | None:
     return datetime.fromtimestamp(max(stamps), UTC) if stamps else None
 
 
-def _secret_warning(expires: date | None, today: date) -> str | None:
+def _expiry_warning(what: str, expires: date | None, today: date, fix: str) -> str | None:
     if expires is None:
         return None
     days = (expires - today).days
-    fix = "create a new secret in Entra ID and update client_secret and client_secret_expires"
     if days < 0:
-        return f"the client secret expired on {expires} ({-days} days ago): {fix}"
+        return f"the {what} expired on {expires} ({-days} days ago): {fix}"
     if days <= SECRET_WARNING_DAYS:
-        return f"the client secret expires on {expires}, in {days} days: {fix}"
+        return f"the {what} expires on {expires}, in {days} days: {fix}"
     return None
 
 

@@ -30,8 +30,6 @@ Task = Callable[[], object]
 PRUNE_EVERY = timedelta(hours=1)
 AUTH_EVERY = timedelta(days=1)
 AUTH_RETRY = timedelta(hours=1)
-# Entra ends a refresh token after 90 idle days; refreshing every 14 keeps it far away.
-IDLE_REFRESH = timedelta(days=14)
 AUTH_CHECKED = "auth_checked_at"
 OAUTH_KINDS = ("oauth2-delegated", "oauth2-app")
 
@@ -72,7 +70,8 @@ class Upkeep:
             self._prune_due = now + PRUNE_EVERY
             _guarded("pruning raw messages", self.prune)
         for watched in self.watched:
-            if now >= self._auth_due.setdefault(watched.mailbox.name, self._first_due(watched)):
+            if now >= self._auth_due.setdefault(watched.mailbox.name,
+                                                     self._first_due(watched, now)):
                 _guarded(f"auth upkeep of '{watched.mailbox.name}'",
                          functools.partial(self.auth_upkeep, watched))
 
@@ -85,17 +84,21 @@ class Upkeep:
             log.info("pruned the raw bytes of %d messages older than %s", dropped, cutoff)
         return dropped
 
-    def _first_due(self, watched: Watched) -> datetime:
+    def _first_due(self, watched: Watched, now: datetime) -> datetime:
+        # ``now`` is the tick's own moment: a later clock reading would put a never-checked
+        # mailbox just after it, and a ``--once`` run (one tick) would skip it.
         position = watched.checkpoints.peek()
         last = position.state.get(AUTH_CHECKED) if position else None
-        return datetime.fromisoformat(last) + AUTH_EVERY if last else utcnow()
+        return datetime.fromisoformat(last) + AUTH_EVERY if last else now
 
     def auth_upkeep(self, watched: Watched) -> None:
         """Refresh an idle delegated grant; record ``auth.expiring`` when warnings stand."""
         box = watched.mailbox
         now = utcnow()
         self._auth_due[box.name] = now + AUTH_RETRY  # if anything below fails
-        self.providers.for_subject(box).refresh_if_idle(IDLE_REFRESH)
+        # Entra ends a refresh token after 90 idle days; only a grant idle this long is refreshed.
+        idle = timedelta(days=self.settings.refresh_idle_days)
+        self.providers.for_subject(box).refresh_if_idle(idle)
         status = auth_status(box, state_dir=self.settings.state_dir,
                              cache_key=self.settings.security.cache_key)
         if status.warnings:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime, time
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -24,7 +24,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from ingest.auth.status import auth_status
+from ingest.auth.status import AuthStatus, auth_status
 from ingest.config import MailboxConfig, Settings
 from ingest.errors import AckmailError
 from ingest.store.db import read_session
@@ -173,26 +173,30 @@ def _token_families(settings: Settings, now: datetime) -> Iterator[Metric]:
         "Seconds until the app's client secret lapses (start of client_secret_expires, UTC).",
         labels=("mailbox",),
     )
+    certificate = GaugeMetricFamily(
+        "ackmail_client_certificate_expires_in_seconds",
+        "Seconds until the app's client certificate lapses (its notAfter).",
+        labels=("mailbox",),
+    )
     for box in settings.mailboxes:
-        if not box.auth.startswith("oauth2"):
+        status = _status(settings, box, now) if box.auth.startswith("oauth2") else None
+        if status is None:
             continue
-        token_expires, secret_expires = _expiries(settings, box, now)
-        if token_expires is not None:
-            token.add_metric((box.name,), (token_expires - now).total_seconds())
-        if secret_expires is not None:
-            lapse = datetime.combine(secret_expires, time.min, tzinfo=UTC)
+        if status.access_token_expires is not None:
+            token.add_metric((box.name,), (status.access_token_expires - now).total_seconds())
+        if status.client_secret_expires is not None:
+            lapse = datetime.combine(status.client_secret_expires, time.min, tzinfo=UTC)
             secret.add_metric((box.name,), (lapse - now).total_seconds())
-    yield from (token, secret)
+        if status.certificate_expires is not None:
+            certificate.add_metric((box.name,), (status.certificate_expires - now).total_seconds())
+    yield from (token, secret, certificate)
 
 
-def _expiries(
-    settings: Settings, box: MailboxConfig, now: datetime
-) -> tuple[datetime | None, date | None]:
+def _status(settings: Settings, box: MailboxConfig, now: datetime) -> AuthStatus | None:
     try:
-        status = auth_status(
+        return auth_status(
             box, state_dir=settings.state_dir, cache_key=settings.security.cache_key, now=now
         )
     except AckmailError as exc:
         log.warning("metrics: no auth status for mailbox '%s': %s", box.name, exc)
-        return None, None
-    return status.access_token_expires, status.client_secret_expires
+        return None

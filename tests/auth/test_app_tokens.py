@@ -7,10 +7,6 @@ import socket
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from ingest.auth import (
     AuthError,
@@ -119,49 +115,6 @@ def test_expired_secret_from_registration(idp: IdentityProvider, providers: Toke
 
     with pytest.raises(AuthError, match="client secret has expired"):
         providers.for_subject(make_mailbox("oauth2-app")).token()
-
-
-def _certificate(directory: Path) -> tuple[Path, str, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ackmail app")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
-    key_file = directory / "app-key.pem"
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return key_file, cert.fingerprint(hashes.SHA1()).hex(), cert.public_bytes(
-        serialization.Encoding.PEM)
-
-
-def test_certificate_credential(idp: IdentityProvider, providers: TokenProviders,
-                                make_mailbox: MailboxFactory, tmp_path: Path) -> None:
-    key_file, thumbprint, cert_pem = _certificate(tmp_path)
-    idp.register_client(APP_ID, certificate_pem=cert_pem)
-    mailbox = make_mailbox("oauth2-app", client_secret=None, client_certificate=key_file,
-                           certificate_thumbprint=thumbprint)
-
-    login = credentials_for(mailbox, providers)
-
-    assert decode_claims(login.secret)["appid"] == APP_ID
-
-
-def test_wrong_certificate_thumbprint_is_refused(idp: IdentityProvider,
-                                                 providers: TokenProviders,
-                                                 make_mailbox: MailboxFactory,
-                                                 tmp_path: Path) -> None:
-    key_file, _, cert_pem = _certificate(tmp_path)
-    idp.register_client(APP_ID, certificate_pem=cert_pem)
-    mailbox = make_mailbox("oauth2-app", client_secret=None, client_certificate=key_file,
-                           certificate_thumbprint="00" * 20)
-
-    with pytest.raises(AuthError) as caught:
-        credentials_for(mailbox, providers)
-
-    assert caught.value.code == "AADSTS700027" and "certificate_thumbprint" in caught.value.fix
 
 
 def test_untrusted_tls_certificate_says_set_ca_file(providers: TokenProviders,

@@ -9,13 +9,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.auth.conftest import ALICE, PUBLIC_ID
+import pytest
+
+from tests.auth.certs import make_certificate
+from tests.auth.conftest import ALICE, APP_ID, PUBLIC_ID, SHARED
 from tests.servers.idp import IdentityProvider
 
 CACHE_KEY = "cli-test-cache-key-0123456789abcdef"
 
 
-def write_config(tmp_path: Path, idp: IdentityProvider) -> Path:
+def write_config(tmp_path: Path, idp: IdentityProvider, *, name: str = "alice",
+                 username: str = ALICE, auth: str = "oauth2-delegated",
+                 client_id: str = PUBLIC_ID,
+                 credential: str = "client_secret_expires = 2026-12-01") -> Path:
     path = tmp_path / "ackmail.toml"
     path.write_text(f"""
 [database]
@@ -25,18 +31,18 @@ url = "sqlite:///ackmail.db"
 cache_key = {{ env = "TEST_CLI_CACHE_KEY" }}
 
 [[mailbox]]
-name = "alice"
+name = "{name}"
 protocol = "imap"
 host = "127.0.0.1"
-username = "{ALICE}"
-auth = "oauth2-delegated"
+username = "{username}"
+auth = "{auth}"
 
 [mailbox.oauth]
 tenant_id = "{idp.tenant}"
-client_id = "{PUBLIC_ID}"
+client_id = "{client_id}"
 authority = "{idp.base_url}"
 ca_file = "{idp.ca_pem}"
-client_secret_expires = 2026-12-01
+{credential}
 """)
     return path
 
@@ -102,3 +108,22 @@ def test_status_table_prints_the_remedy_whole_on_a_narrow_terminal(
     assert max(len(line) for line in out.splitlines()) <= 80
     flat = " ".join(out.split())
     assert all(w in flat for w in warnings), (warnings, out)
+
+
+def test_status_shows_the_certificate_expiry(tmp_path: Path, idp: IdentityProvider,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    cert = make_certificate(tmp_path, days=12, pfx=True, passphrase="cli-pfx-pass")
+    config = write_config(
+        tmp_path, idp, name="shared", username=SHARED, auth="oauth2-app", client_id=APP_ID,
+        credential=f'certificate = {{ file = "{cert.config.file.name}", '
+                   'passphrase = { env = "TEST_PFX_PASS" } }')
+    monkeypatch.setenv("TEST_PFX_PASS", "cli-pfx-pass")
+
+    status = ackmail(config, "auth", "status", "--format", "json")
+    out, err = status.communicate(timeout=60)
+
+    assert status.returncode == 0, err
+    row = json.loads(out)[0]
+    assert row["certificate_expires"].startswith(cert.not_after.date().isoformat())
+    assert any("client certificate expires" in w for w in row["warnings"]), row["warnings"]
+    assert "cli-pfx-pass" not in out + err

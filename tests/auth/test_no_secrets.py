@@ -19,7 +19,8 @@ from ingest.auth.cache import TokenCacheFile
 from ingest.auth.tokens import cache_path
 from ingest.config import MailboxConfig
 from ingest.config_reader import Secret
-from tests.auth.conftest import ALICE, APP_SECRET, play_browser
+from tests.auth.certs import make_certificate
+from tests.auth.conftest import ALICE, APP_ID, APP_SECRET, MailboxFactory, play_browser
 from tests.servers.idp import IdentityProvider
 
 
@@ -65,3 +66,22 @@ def test_browser_sign_in_logs_no_code_or_verifier(idp: IdentityProvider,
 
     assert "code_verifier" not in caplog.text and '"code":' not in caplog.text
     assert "Cache" in caplog.text or "POST" in caplog.text  # DEBUG logging was really on
+
+
+def test_certificate_sign_in_logs_no_key_passphrase_or_assertion(
+        idp: IdentityProvider, providers: TokenProviders, make_mailbox: MailboxFactory,
+        tmp_path: Path, state_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    cert = make_certificate(tmp_path, passphrase="pem-key-pass-42")
+    idp.register_client(APP_ID, certificate_pem=cert.pem)
+    mailbox = make_mailbox("oauth2-app", client_secret=None, certificate=cert.config)
+
+    login = credentials_for(mailbox, providers)
+
+    assert cert.config.key_file is not None
+    key_body = cert.config.key_file.read_text().splitlines()[1]
+    cache = cache_path(state_dir, mailbox).read_bytes().decode("ascii")
+    shown = [caplog.text, repr(mailbox), repr(login), cache]
+    for secret in ("pem-key-pass-42", key_body, idp.assertions()[-1]):
+        assert all(secret not in text for text in shown)
+    assert "POST" in caplog.text or "Cache" in caplog.text  # DEBUG logging was really on

@@ -13,7 +13,9 @@ from imapclient import IMAPClient
 from sqlalchemy import Engine, func, select, update
 
 from ingest.auth import TokenProviders
-from ingest.config import MailboxConfig
+from ingest.auth.cache import TokenCacheFile
+from ingest.auth.tokens import cache_path
+from ingest.config import MailboxConfig, Settings
 from ingest.errors import ConfigError, UserError
 from ingest.pipeline import PipelineConfig, Processed
 from ingest.poller.service import Poller, single_sqlite_poller
@@ -30,7 +32,8 @@ from ingest.store.models import (
     Response,
 )
 from ingest.timeutil import utcnow
-from tests.auth.conftest import sign_in_by_device_code
+from tests.auth.certs import make_certificate
+from tests.auth.conftest import APP_ID, sign_in_by_device_code
 from tests.servers.dovecot import DovecotHarnessError, DovecotServer
 from tests.servers.idp import IdentityProvider
 from tests.sources import conftest as shared
@@ -276,6 +279,49 @@ def test_upkeep_warns_once_a_day_before_a_client_secret_lapses(
     assert events[0].payload["mailbox"] == "shared"
     assert any("client secret" in w for w in events[0].payload["warnings"])
     assert AUTH_CHECKED in _checkpoint(sqlite_engine, "shared").state
+
+
+def _age_last_refresh(settings: Settings, box: MailboxConfig, days: float) -> None:
+    file = TokenCacheFile(cache_path(settings.state_dir, box), settings.security.cache_key,
+                          subject="test", fix="-")
+    contents = file.read()
+    assert contents is not None
+    file.write(replace(contents, meta=replace(contents.meta,
+                                              last_refresh=utcnow() - timedelta(days=days))))
+
+
+def test_upkeep_refreshes_a_grant_only_after_refresh_idle_days(
+        idp: IdentityProvider, oauth_mailbox: OAuthMailbox, sqlite_engine: Engine,
+        make_poller: PollerFactory, tmp_path: Path) -> None:
+    alice = oauth_mailbox("oauth2-delegated")
+    settings = settings_for(tmp_path, alice, refresh_idle_days=3)
+    providers = TokenProviders(settings.state_dir, settings.security.cache_key, timeout=10.0)
+    sign_in_by_device_code(idp, providers.for_subject(alice))
+    poller: Poller = make_poller(sqlite_engine, alice, providers=providers, settings=settings)
+    watched = poller.upkeep.watched[0]
+
+    _age_last_refresh(settings, alice, days=2.9)
+    poller.upkeep.auth_upkeep(watched)
+    assert idp.requests("refresh_token") == []
+    _age_last_refresh(settings, alice, days=3.1)
+    poller.upkeep.auth_upkeep(watched)
+    assert len(idp.requests("refresh_token")) == 1
+
+
+def test_upkeep_warns_before_a_client_certificate_lapses(
+        oauth_mailbox: OAuthMailbox, token_providers: TokenProviders, sqlite_engine: Engine,
+        make_poller: PollerFactory, idp: IdentityProvider, tmp_path: Path) -> None:
+    cert = make_certificate(tmp_path, days=20, pfx=True)
+    idp.register_client(APP_ID, certificate_pem=cert.pem)
+    box = oauth_mailbox("oauth2-app", oauth={"client_secret": None, "certificate": cert.config})
+    poller: Poller = make_poller(sqlite_engine, box, providers=token_providers, once=True)
+    poller.run()
+
+    with read_session(sqlite_engine) as session:
+        events = session.scalars(select(Event).where(Event.type == "auth.expiring")).all()
+    assert len(events) == 1
+    assert any("client certificate expires" in w and "in 20 days" in w
+               for w in events[0].payload["warnings"])
 
 
 def test_request_status_is_unchanged_by_a_dry_run(

@@ -30,10 +30,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jwt
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.servers.idp_assertion import AssertionRefused, check_assertion
 from tests.servers.tls import TestPki
 
 TENANT = "5b1e0c3a-7d2f-4c8e-9a61-0c4a11a0e5d1"
@@ -51,7 +51,8 @@ AADSTS = {
               "'client_assertion' or 'client_secret'"),
     700016: ("unauthorized_client", "Application with identifier was not found in the "
              "directory"),
-    700027: ("invalid_client", "Client assertion failed signature validation"),
+    700027: ("invalid_client", "Client assertion contains an invalid signature"),
+    700024: ("invalid_client", "Client assertion is not within its valid time range"),
     700082: ("invalid_grant", "The refresh token has expired due to inactivity"),
     50173: ("invalid_grant", "The provided grant has expired due to it being revoked"),
     70000: ("invalid_grant", "The provided value for the input parameter 'refresh_token' or "
@@ -72,6 +73,7 @@ AADSTS = {
               "tenant"),
     53003: ("access_denied", "Access has been blocked by Conditional Access policies"),
     90002: ("invalid_request", "Tenant not found"),
+    90033: ("temporarily_unavailable", "A transient error has occurred. Please try again"),
     50126: ("invalid_grant", "Error validating credentials due to invalid username or password"),
 }
 
@@ -79,18 +81,36 @@ AADSTS = {
 class OAuthError(Exception):
     """An Entra-style 400 answer: error, AADSTS description, codes, ids."""
 
-    def __init__(self, code: int) -> None:
+    def __init__(self, code: int, reason: str | None = None, *,
+                 failure: Failure | None = None) -> None:
         super().__init__(code)
-        self.code = code
+        self.code, self.reason = code, reason
+        self.status = failure.status if failure else 400
+        self.error = failure.error if failure else None
+        self.headers = ({"Retry-After": str(failure.retry_after)}
+                        if failure and failure.retry_after is not None else {})
 
     def body(self) -> dict[str, Any]:
         error, text = AADSTS[self.code]
+        error = self.error or error
+        if self.reason:
+            text = f"{text}. [Reason - {self.reason}]"
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
         trace, correlation = str(uuid.uuid4()), str(uuid.uuid4())
         return {"error": error, "error_codes": [self.code], "timestamp": stamp,
                 "trace_id": trace, "correlation_id": correlation,
                 "error_description": f"AADSTS{self.code}: {text}. Trace ID: {trace} "
                                      f"Correlation ID: {correlation} Timestamp: {stamp}"}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An injected token-endpoint failure: the AADSTS code, and how it is answered."""
+
+    code: int
+    status: int = 400
+    error: str | None = None  # overrides the code's usual OAuth error string
+    retry_after: int | None = None  # seconds, sent as Retry-After
 
 
 @dataclass(frozen=True)
@@ -147,8 +167,9 @@ class IdentityProvider:
         self._user_codes: dict[str, str] = {}
         self._refresh: dict[str, Grant] = {}
         self._revoked: set[str] = set()
-        self._failures: list[int] = []
+        self._failures: list[Failure] = []
         self._requests: list[RecordedRequest] = []
+        self._assertions: list[str] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -208,10 +229,10 @@ class IdentityProvider:
             device_code = self._user_codes[user_code]
             self._devices[device_code] = _with_user(self._devices[device_code], upn)
 
-    def fail_next(self, count: int, code: int) -> None:
-        """The next ``count`` token requests fail with AADSTS ``code``."""
+    def fail_next(self, count: int, code: int, **how: Any) -> None:
+        """The next ``count`` token requests fail with AADSTS ``code`` (see ``Failure``)."""
         with self._lock:
-            self._failures.extend([code] * count)
+            self._failures.extend([Failure(code, **how)] * count)
 
     def revoke_refresh_tokens(self, upn: str) -> None:
         with self._lock:
@@ -223,6 +244,11 @@ class IdentityProvider:
     def requests(self, grant_type: str | None = None) -> list[RecordedRequest]:
         with self._lock:
             return [r for r in self._requests if grant_type in (None, r.grant_type)]
+
+    def assertions(self) -> list[str]:
+        """The client assertions (signed JWTs) received, oldest first."""
+        with self._lock:
+            return list(self._assertions)
 
     def live_refresh_tokens(self, upn: str) -> list[str]:
         with self._lock:
@@ -244,7 +270,8 @@ class IdentityProvider:
         try:
             return handler(form)
         except OAuthError as exc:
-            return _json(400, exc.body())
+            status, headers, body = _json(exc.status, exc.body())
+            return status, headers | exc.headers, body
 
     def _routes(self) -> dict[tuple[str, str], Callable[[dict[str, str]], Reply]]:
         return {("GET", "v2.0/.well-known/openid-configuration"): self._discovery,
@@ -263,7 +290,8 @@ class IdentityProvider:
         time.sleep(self.delay)
         with self._lock:
             if self._failures:
-                raise OAuthError(self._failures.pop(0))
+                failure = self._failures.pop(0)
+                raise OAuthError(failure.code, failure=failure)
             grants = {"client_credentials": self._client_credentials,
                       "authorization_code": self._authorization_code,
                       "refresh_token": self._refresh_token,
@@ -360,19 +388,12 @@ class IdentityProvider:
         return client
 
     def _check_assertion(self, client: Client, assertion: str) -> None:
-        if client.certificate_pem is None:
-            raise OAuthError(700027)
-        cert = x509.load_pem_x509_certificate(client.certificate_pem)
-        public = cert.public_key()
-        assert isinstance(public, rsa.RSAPublicKey), "test certificates are RSA"
-        x5t = base64.urlsafe_b64encode(cert.fingerprint(hashes.SHA1())).decode().rstrip("=")
+        self._assertions.append(assertion)
         try:
-            if str(jwt.get_unverified_header(assertion).get("x5t")).rstrip("=") != x5t:
-                raise OAuthError(700027)
-            jwt.decode(assertion, public, algorithms=["RS256", "PS256"],
-                       audience=f"{self.authority}/oauth2/v2.0/token", issuer=client.client_id)
-        except jwt.PyJWTError:
-            raise OAuthError(700027) from None
+            check_assertion(client.certificate_pem, assertion, client_id=client.client_id,
+                            audience=f"{self.authority}/oauth2/v2.0/token")
+        except AssertionRefused as refused:
+            raise OAuthError(refused.code, refused.reason) from None
 
     def _user_tokens(self, grant: Grant) -> dict[str, Any]:
         assert grant.upn is not None

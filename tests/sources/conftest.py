@@ -148,10 +148,10 @@ def oauth_mailbox(idp: IdentityProvider, oauth_server: DovecotServer) -> OAuthMa
     def make(auth: str, *, protocol: str = "imap", oauth: dict[str, Any] | None = None,
              **overrides: Any) -> MailboxConfig:
         app = auth == "oauth2-app"
+        given: dict[str, Any] = {
+            "client_secret": Secret(APP_SECRET, "test") if app else None} | (oauth or {})
         settings = OAuthConfig(tenant_id=idp.tenant, client_id=APP_ID if app else PUBLIC_ID,
-                               client_secret=Secret(APP_SECRET, "test") if app else None,
-                               authority=idp.base_url, ca_file=Path(idp.ca_pem),
-                               **(oauth or {}))
+                               authority=idp.base_url, ca_file=Path(idp.ca_pem), **given)
         port = oauth_server.imaps_port if protocol == "imap" else oauth_server.pop3s_port
         box = MailboxConfig(name="shared" if app else "alice", protocol=protocol,
                             host=oauth_server.host, port=port, security="ssl",

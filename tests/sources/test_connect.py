@@ -9,6 +9,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import jwt
 import pytest
 
 from ingest.auth import AuthError, LoginCredentials, TokenProviders
@@ -19,10 +20,15 @@ from ingest.sources.base import Cursor, SourceContext
 from ingest.sources.connect import CertificateRejected, ConnectionLost, LoginRefused, log_in
 from ingest.sources.imap import FolderMissing, ImapSource
 from ingest.sources.pop3 import Pop3Source
+from tests.auth.certs import make_certificate
+from tests.auth.conftest import APP_ID
 from tests.servers.dovecot import DovecotServer
+from tests.servers.idp import IdentityProvider
 from tests.servers.tls import make_test_pki
 from tests.sources.conftest import FAST_SOURCE, OAuthMailbox, imap_mailbox, pop3_mailbox
 from tests.sources.mail import unrelated
+
+CLIENT_CREDENTIALS = "client_credentials"
 
 
 def _context(box: MailboxConfig, providers: TokenProviders | None = None) -> SourceContext:
@@ -99,6 +105,23 @@ def test_app_only_tokens_log_in_with_xoauth2(oauth_server: DovecotServer,
 
     assert _count(source) == 1
     assert source.mechanism == "XOAUTH2"
+
+
+@pytest.mark.parametrize(("protocol", "pfx"), [("imap", True), ("pop3", False)])
+def test_app_only_certificate_reads_the_mailbox(oauth_server: DovecotServer,
+                                                oauth_mailbox: OAuthMailbox, idp: IdentityProvider,
+                                                token_providers: TokenProviders, tmp_path: Path,
+                                                protocol: str, pfx: bool) -> None:
+    oauth_server.deliver(oauth_server.users.shared.address, unrelated())
+    cert = make_certificate(tmp_path, pfx=pfx, passphrase="pfx-pass" if pfx else None)
+    idp.register_client(APP_ID, certificate_pem=cert.pem)
+    box = oauth_mailbox("oauth2-app", protocol=protocol,
+                        oauth={"client_secret": None, "certificate": cert.config})
+    source = (ImapSource if protocol == "imap" else Pop3Source)(_context(box, token_providers))
+
+    assert _count(source) == 1
+    assert [r.grant_type for r in idp.requests(CLIENT_CREDENTIALS)] == [CLIENT_CREDENTIALS]
+    assert "x5t#S256" in jwt.get_unverified_header(idp.assertions()[-1])
 
 
 def test_a_refused_token_is_dropped_and_the_login_retried_once_fresh(

@@ -22,6 +22,7 @@ from ingest.store.models import Event, Message, Outcome, OutcomeStatus, Response
 from ingest.timeutil import utcnow
 from ingest.web.aggregates import DELIVERY_BUCKETS
 from ingest.web.metrics import render_metrics
+from tests.auth.certs import make_certificate
 from tests.auth.conftest import APP_ID, APP_SECRET, SHARED
 from tests.servers.idp import IdentityProvider
 from tests.web.conftest import Filled, ServerFactory, add_checkpoint
@@ -123,6 +124,22 @@ def test_token_and_client_secret_expiry_come_from_the_token_cache(
     lapse = datetime.combine(lapses, time.min, tzinfo=UTC)
     assert secret_left["shared"] == pytest.approx((lapse - now).total_seconds(), abs=30)
     assert token.secret.reveal() not in render_metrics(config, engine).decode("utf-8")
+
+
+def test_client_certificate_expiry_is_read_from_the_file(
+        engine: Engine, settings: Settings, idp: IdentityProvider, tmp_path: Path) -> None:
+    cert = make_certificate(tmp_path, days=45, pfx=True)
+    mailbox = MailboxConfig(
+        name="shared", protocol="imap", host="127.0.0.1", username=SHARED, auth="oauth2-app",
+        oauth=OAuthConfig(tenant_id=idp.tenant, client_id=APP_ID, certificate=cert.config,
+                          authority=idp.base_url, ca_file=Path(idp.ca_pem)))
+    config = replace(settings, mailboxes=(mailbox,),
+                     security=SecurityConfig(cache_key=Secret("k" * 32, "test")))
+
+    samples = parse(render_metrics(config, engine).decode("utf-8"))
+
+    left = named(samples, "ackmail_client_certificate_expires_in_seconds", "mailbox")
+    assert left["shared"] == pytest.approx((cert.not_after - utcnow()).total_seconds(), abs=30)
 
 
 def test_a_database_that_is_down_is_reported_not_raised(settings: Settings,

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from ingest.auth import AuthStatus, SignInResult
 
 STATUS_COLUMNS = ("subject", "kind", "mailbox", "account", "signed_in", "access_token_expires",
-                  "last_refresh", "refresh_token_idle_days", "client_secret_expires", "warnings")
+                  "last_refresh", "refresh_token_idle_days", "client_secret_expires",
+                  "certificate_expires", "warnings")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -108,5 +109,6 @@ def _row(status: AuthStatus) -> dict[str, object]:
         "last_refresh": status.last_refresh,
         "refresh_token_idle_days": status.refresh_token_idle_days,
         "client_secret_expires": status.client_secret_expires,
+        "certificate_expires": status.certificate_expires,
         "warnings": list(status.warnings),
     }
