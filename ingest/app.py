@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from ingest.auth import TokenProviders
 from ingest.config import Settings
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from ingest.errors import ConfigError
 from ingest.pipeline import PipelineConfig
 from ingest.poller.folder_pass import Report

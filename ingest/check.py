@@ -28,9 +28,10 @@ from ingest.auth import (
 )
 from ingest.auth.claims import MalformedToken
 from ingest.config import MailboxConfig
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from ingest.errors import AckmailError
-from ingest.sources.connect import LoginRefused, boundary, explain_certificate, tls_context
+from ingest.net.tls import explain_certificate
+from ingest.sources.connect import LoginRefused, boundary, tls_context
 from ingest.sources.imap_folders import FolderNameInvalid, server_namespace, wire_name
 from ingest.sources.imap_session import (
     close_imap,

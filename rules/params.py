@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from ingest.errors import ConfigError
 from rules.templates import template_problems
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from ingest.auth import TokenProviders
 from ingest.check import CheckReport, check_mailbox
 from ingest.config import MailboxConfig
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from tests.auth.conftest import sign_in_by_device_code
 from tests.servers.dovecot import DovecotServer
 from tests.servers.idp import IdentityProvider

@@ -9,7 +9,7 @@ from typing import Literal, Protocol
 from urllib.parse import quote
 
 from ingest.config import MailboxConfig, OAuthConfig, SmtpConfig, default_scopes
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from ingest.errors import ConfigError
 
 # MSAL adds these to every user sign-in itself and refuses them as input.

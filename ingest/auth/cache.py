@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ingest.auth.errors import TokenCacheError
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from ingest.errors import TransientError
 
 FORMAT_VERSION = 1

@@ -17,7 +17,7 @@ from typing import Any
 
 from ingest.auth.base import AuthKind, AuthSubject, subject_of
 from ingest.config import MailboxConfig, SmtpConfig
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from ingest.errors import PermanentError
 from ingest.timeutil import utcnow
 

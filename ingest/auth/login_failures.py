@@ -16,7 +16,7 @@ from ingest.auth.base import AuthKind, AuthSubject, subject_of
 from ingest.auth.claims import MalformedToken, decode_claims, shown_claims, token_findings
 from ingest.auth.errors import AuthError
 from ingest.config import MailboxConfig, SmtpConfig
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 
 _OAUTH = frozenset({AuthKind.APP, AuthKind.DELEGATED})
 # The per-mailbox switch that turns a protocol on in Exchange Online.

@@ -25,7 +25,7 @@ from ingest.auth.certificate import msal_credential
 from ingest.auth.diagnose import authority_error, server_fault, transport_error
 from ingest.auth.errors import ReauthRequired, TokenCacheError
 from ingest.config import LOOPBACK_HOSTS, OAuthConfig
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from ingest.errors import ConfigError
 from ingest.timeutil import utcnow
 

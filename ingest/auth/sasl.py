@@ -11,7 +11,7 @@ import base64
 import enum
 from collections.abc import Callable
 
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 
 _SEP = "\x01"
 

@@ -15,7 +15,7 @@ from ingest.auth.certificate import load_certificate
 from ingest.auth.errors import TokenCacheError
 from ingest.auth.tokens import cache_path
 from ingest.config import MailboxConfig, SmtpConfig
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from ingest.errors import ConfigError
 from ingest.timeutil import utcnow
 

@@ -31,7 +31,7 @@ from ingest.auth.diagnose import error_for
 from ingest.auth.errors import ReauthRequired
 from ingest.auth.msal_app import MsalSession
 from ingest.config import MailboxConfig, SmtpConfig
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from ingest.errors import ConfigError
 from ingest.timeutil import utcnow
 

@@ -23,6 +23,7 @@ from ingest.auth import AuthError, Mechanism, TokenProviders, credentials_for, i
 from ingest.auth.base import LoginCredentials
 from ingest.config import SmtpConfig
 from ingest.errors import AckmailError, ConfigError, PermanentError, TransientError
+from ingest.net.tls import client_context, explain_certificate
 from ingest.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,9 @@ class Mailer:
             text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) \
                 else str(exc.smtp_error)
             raise _by_code(exc.smtp_code, f"{where} answered {exc.smtp_code} {text}") from None
+        except ssl.SSLCertVerificationError as exc:
+            raise TransientError(f"{where}: TLS failed: {explain_certificate(exc)} "
+                                 "([smtp] ca_file)") from None
         except ssl.SSLError as exc:
             raise TransientError(f"{where}: TLS failed ({exc.reason or exc}); check the server "
                                  "certificate and [smtp] ca_file") from None
@@ -144,9 +148,7 @@ class Mailer:
 
 
 def _connect(server: SmtpConfig, timeout: float) -> smtplib.SMTP:
-    context = ssl.create_default_context()
-    if server.ca_file is not None:
-        context.load_verify_locations(cafile=str(server.ca_file))
+    context = client_context(server.ca_file, "[smtp]")
     if server.security == "ssl":
         return smtplib.SMTP_SSL(server.host, server.port, timeout=timeout, context=context)
     client = smtplib.SMTP(server.host, server.port, timeout=timeout)

@@ -31,7 +31,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
-from ingest.config_reader import Section
+from ingest.config.reader import Section
 from ingest.errors import ConfigError
 from ingest.parse.base import Intent
 

@@ -1,4 +1,4 @@
-"""What every network source shares: TLS contexts, the error boundary, the login retry.
+"""What every mail source shares: its TLS context, the error boundary, the login retry.
 
 This is the boundary where socket, ssl, imaplib/imapclient and poplib errors become
 ackmail errors: a lost connection is ``ConnectionLost`` (retry), a certificate the
@@ -17,7 +17,6 @@ import re
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from ingest.auth import (
     AccessToken,
@@ -29,8 +28,9 @@ from ingest.auth import (
 from ingest.auth.login_failures import diagnose_login_failure
 from ingest.auth.sasl import Mechanism
 from ingest.config import MailboxConfig
-from ingest.config_reader import Secret
-from ingest.errors import ConfigError, PermanentError, TransientError
+from ingest.config.reader import Secret
+from ingest.errors import PermanentError, TransientError
+from ingest.net.tls import client_context, explain_certificate
 from ingest.timeutil import utcnow
 
 
@@ -68,52 +68,9 @@ class LoginRefused(Exception):
     """The server refused the credentials; carries the server's text (never a secret)."""
 
 
-@dataclass(frozen=True)
-class CertificateProblem:
-    """An OpenSSL verification message, what it means, and what to do."""
-
-    marker: str
-    cause: str
-    fix: str
-
-
-CERTIFICATE_PROBLEMS: tuple[CertificateProblem, ...] = (
-    CertificateProblem("unable to get local issuer certificate",
-                       "its certificate is signed by a CA this host does not trust",
-                       "set ca_file to the PEM file of the CA that signed it"),
-    CertificateProblem("self-signed certificate",
-                       "its certificate is self-signed or signed by an untrusted private CA",
-                       "set ca_file to the PEM file of that CA (or of the certificate)"),
-    CertificateProblem("certificate has expired", "its certificate has expired",
-                       "ask the server's administrator to renew it; check this host's clock"),
-    CertificateProblem("not yet valid", "its certificate is not valid yet",
-                       "check this host's clock (NTP)"),
-    CertificateProblem("Hostname mismatch", "its certificate was issued for another name",
-                       "set host to a name the certificate lists (see the server's certificate)"),
-)
-
-
 def tls_context(box: MailboxConfig) -> ssl.SSLContext:
-    """Certificate and host name checking on; ``ca_file`` adds trust to the system store."""
-    context = ssl.create_default_context()
-    if box.ca_file is not None:
-        try:
-            context.load_verify_locations(cafile=str(box.ca_file))
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(
-                f"mailbox '{box.name}': ca_file {box.ca_file} cannot be loaded ({exc}); "
-                "point it at a PEM file of CA certificates"
-            ) from None
-    return context
-
-
-def explain_certificate(exc: ssl.SSLCertVerificationError) -> str:
-    """What a failed certificate check means, and the fix, in one phrase."""
-    text = str(exc.verify_message or exc.reason or exc)
-    found = next((p for p in CERTIFICATE_PROBLEMS if p.marker.lower() in text.lower()), None)
-    if found is None:
-        return f"its certificate was rejected ({text}); check the server's certificate and ca_file"
-    return f"{found.cause} ({text}); {found.fix}"
+    """The mailbox's TLS context (``ingest.net.tls``: full checks, ``ca_file`` adds trust)."""
+    return client_context(box.ca_file, f"mailbox '{box.name}'")
 
 
 def certificate_error(box: MailboxConfig,

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from imapclient import DELETED, SEEN, IMAPClient
 
 from ingest.auth import LoginCredentials
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from ingest.errors import UserError
 from ingest.sources.base import (
     Cursor,

@@ -22,7 +22,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 from sqlalchemy.exc import DBAPIError
 
 from ingest.config import LOOPBACK_HOSTS
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from ingest.errors import ConfigError, DatabaseUnavailable, StoreError
 from ingest.web.http import HttpProblem, WebRequest, WebResponse, text
 from ingest.web.routes import find_route

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 from ingest.config import CertificateConfig
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 
 
 @dataclass(frozen=True)

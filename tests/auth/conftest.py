@@ -17,7 +17,7 @@ from ingest.auth import TokenProvider, TokenProviders, finish_device_sign_in, st
 from ingest.auth.cache import CacheContents, TokenCacheFile
 from ingest.auth.tokens import cache_path
 from ingest.config import MailboxConfig, OAuthConfig
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from tests.servers.idp import IdentityProvider
 
 ALICE = "alice@example.test"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ingest.auth import TokenProviders
 from ingest.config import MailboxConfig, OAuthConfig
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 
 SPEC_ENV = "ACKMAIL_TEST_WORKER"
 

@@ -18,7 +18,7 @@ from ingest.auth import (
     explain_token,
 )
 from ingest.config import MailboxConfig
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from ingest.errors import TransientError, UserError
 from tests.auth.conftest import APP_ID, SHARED, MailboxFactory
 from tests.servers.idp import IdentityProvider

@@ -14,7 +14,7 @@ from ingest.auth import ReauthRequired, TokenProvider, TokenProviders, cache_pat
 from ingest.auth.cache import CacheContents, CacheMetadata, TokenCacheFile, derive_fernet
 from ingest.auth.errors import TokenCacheError
 from ingest.config import MailboxConfig
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from tests.auth.conftest import ALICE, cached_refresh_tokens
 from tests.servers.idp import IdentityProvider
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from ingest.auth import AuthError, TokenProviders, auth_status, credentials_for, decode_claims
 from ingest.auth.certificate import load_certificate
 from ingest.config import CertificateConfig, MailboxConfig
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from ingest.errors import ConfigError
 from tests.auth.certs import AppCertificate, make_certificate
 from tests.auth.conftest import APP_ID, MailboxFactory

@@ -11,7 +11,7 @@ import pytest
 from ingest.auth import TokenProvider, decode_claims, explain_token
 from ingest.auth.claims import MalformedToken
 from ingest.config import MailboxConfig
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from ingest.timeutil import utcnow
 from tests.auth.conftest import ALICE, MailboxFactory
 from tests.servers.idp import IdentityProvider

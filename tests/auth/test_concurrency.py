@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ingest.auth import TokenProvider, TokenProviders
 from ingest.config import MailboxConfig
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from tests.auth.conftest import ALICE, cached_refresh_tokens
 from tests.auth.refresh_worker import SPEC_ENV
 from tests.servers.idp import IdentityProvider

@@ -23,7 +23,7 @@ from ingest.auth import (
 from ingest.auth.cache import TokenCacheFile
 from ingest.auth.tokens import cache_path
 from ingest.config import MailboxConfig
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from ingest.errors import ConfigError
 from ingest.timeutil import utcnow
 from tests.auth.conftest import (

@@ -6,7 +6,7 @@ import pytest
 
 from ingest.auth import TokenProvider, diagnose_login_failure
 from ingest.config import MailboxConfig
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from tests.auth.conftest import ALICE, MailboxFactory
 from tests.servers.idp import IdentityProvider
 

@@ -18,7 +18,7 @@ from ingest.auth import (
 from ingest.auth.cache import TokenCacheFile
 from ingest.auth.tokens import cache_path
 from ingest.config import MailboxConfig
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from tests.auth.certs import make_certificate
 from tests.auth.conftest import ALICE, APP_ID, APP_SECRET, MailboxFactory, play_browser
 from tests.servers.idp import IdentityProvider

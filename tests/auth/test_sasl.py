@@ -13,7 +13,7 @@ from ingest.auth.sasl import (
     oauthbearer,
     xoauth2,
 )
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 
 TOKEN = Secret("eyJ0.eyJ1.sig", "test")
 

@@ -7,7 +7,7 @@ from sqlalchemy import Engine
 
 from ingest.auth import TokenProviders, auth_status
 from ingest.check import check_mailbox
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from tests.auth.conftest import ALICE, SHARED, sign_in_by_device_code
 from tests.servers.dovecot import DovecotServer
 from tests.servers.idp import IdentityProvider

@@ -9,7 +9,7 @@ import pytest
 
 from ingest.auth import AuthKind, TokenProvider, TokenProviders, auth_status
 from ingest.config import MailboxConfig
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from ingest.timeutil import utcnow
 from tests.auth.conftest import ALICE, SHARED, MailboxFactory
 from tests.servers.idp import IdentityProvider

@@ -18,7 +18,7 @@ import pytest
 
 from ingest.auth import IdentityProviderUnavailable, ReauthRequired, TokenProvider, TokenProviders
 from ingest.config import MailboxConfig
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from tests.auth.conftest import ALICE, cached_refresh_tokens
 from tests.servers.idp import IdentityProvider
 

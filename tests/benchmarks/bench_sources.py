@@ -42,7 +42,7 @@ from imapclient import IMAPClient
 from sqlalchemy import Engine, create_engine, func, make_url, select, text
 
 from ingest.config import MailboxConfig, SecurityConfig, Settings
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from ingest.parse.message import ParseOptions
 from ingest.pipeline import PipelineConfig
 from ingest.poller.service import Poller, PollOptions

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from ingest.auth import TokenProviders
 from ingest.config import RequestsConfig
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from ingest.correlate import correlate
 from ingest.correlate.find import TokenSource, find_tokens
 from ingest.outgoing.request_mail import RecipientMail, compose_request_email, send_request_emails

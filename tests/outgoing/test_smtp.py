@@ -10,7 +10,7 @@ import pytest
 
 from ingest.auth import TokenProviders
 from ingest.config import OAuthConfig
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from ingest.errors import PermanentError, TransientError
 from ingest.outgoing.smtp import NOTIFICATION_HEADERS, Mailer, build_message
 from tests.servers.idp import IdentityProvider
@@ -83,7 +83,7 @@ def test_untrusted_certificate_is_refused(
     smtp_server: SmtpServer, smtp_pki: TestPki, providers: TokenProviders
 ) -> None:
     config = smtp_config(smtp_server, smtp_pki, ca_file=None)
-    with pytest.raises(TransientError, match="TLS failed"):
+    with pytest.raises(TransientError, match=r"TLS failed: .*set ca_file to"):
         Mailer(config, providers).send(_message())
     assert smtp_server.received == []
 

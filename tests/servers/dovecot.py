@@ -30,7 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from ingest.errors import PermanentError
 from tests.servers.dovecot_shapes import DEBIAN_DEFAULT, DovecotShape
 from tests.servers.tls import TestPki, make_test_pki

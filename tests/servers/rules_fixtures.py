@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ingest.config import SmtpConfig
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from tests.servers.http_receiver import HttpReceiver
 from tests.servers.smtp import SmtpServer
 from tests.servers.tls import TestPki, make_test_pki

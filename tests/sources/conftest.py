@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from ingest.auth import TokenProviders
 from ingest.config import MailboxConfig, OAuthConfig, SecurityConfig, Settings
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from ingest.parse.message import ParseOptions
 from ingest.pipeline import PipelineConfig
 from ingest.poller.service import Poller, PollOptions, PollSummary, RetryPolicy

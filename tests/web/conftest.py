@@ -17,7 +17,7 @@ from playwright.sync_api import BrowserContext, Error, Playwright, sync_playwrig
 from sqlalchemy import Engine, select
 
 from ingest.config import MailboxConfig, RequestsConfig, Settings
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from ingest.parse.message import ParseOptions
 from ingest.pipeline import Arrival, PipelineConfig, process_message, quarantine
 from ingest.register import NewRequest, register_request

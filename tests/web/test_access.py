@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from ingest.errors import ConfigError
 from ingest.web.app import required_token
 from tests.web.conftest import ServerFactory

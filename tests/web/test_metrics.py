@@ -15,7 +15,7 @@ from sqlalchemy import Engine, select
 
 from ingest.auth import TokenProviders
 from ingest.config import MailboxConfig, OAuthConfig, SecurityConfig, Settings
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from ingest.store.db import make_engine, read_session, transaction
 from ingest.store.events import add_event
 from ingest.store.models import Event, Message, Outcome, OutcomeStatus, Response

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine
 
 from ingest.auth import TokenProviders
-from ingest.config_reader import Secret
+from ingest.config.reader import Secret
 from ingest.errors import PermanentError
 from ingest.parse.base import MessageKind
 from ingest.parse.message import ParseOptions, parse_message

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
-from ingest.config_reader import Secret, Section
+from ingest.config.oauth import oauth_settings
+from ingest.config.reader import Section
+from ingest.config.settings import (
+    MailboxConfig,
+    RequestsConfig,
+    SecurityConfig,
+    ServeConfig,
+    Settings,
+    SmtpConfig,
+)
 from ingest.errors import ConfigError
 from ingest.parse.base import ParseLimits
 
@@ -38,135 +45,6 @@ DEFAULT_PORTS = {
     ("smtp", "none"): 25,
 }
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
-
-
-@dataclass(frozen=True)
-class CertificateConfig:
-    """An app's certificate: a PKCS#12 ``file``, or a PEM certificate ``file`` + ``key_file``."""
-
-    file: Path
-    key_file: Path | None = None
-    passphrase: Secret | None = None
-    send_x5c: bool = False
-
-
-@dataclass(frozen=True)
-class OAuthConfig:
-    """An app registration in Entra ID (or a test identity provider)."""
-
-    tenant_id: str
-    client_id: str
-    client_secret: Secret | None = None
-    certificate: CertificateConfig | None = None
-    client_secret_expires: date | None = None
-    authority: str = "https://login.microsoftonline.com"
-    ca_file: Path | None = None
-    scopes: tuple[str, ...] = ()
-    refresh_margin_seconds: int = 60
-    account: str | None = None  # who signs in, when not ``username`` (a shared mailbox)
-
-
-@dataclass(frozen=True)
-class MailboxConfig:
-    """One watched mailbox; ``name`` is how commands and the database refer to it."""
-
-    name: str
-    protocol: str
-    host: str = ""
-    port: int = 0
-    security: str = "ssl"
-    ca_file: Path | None = None
-    username: str = ""
-    password: Secret | None = None
-    auth: str = "basic"
-    oauth: OAuthConfig | None = None
-    folder: str = "INBOX"
-    processed_folder: str | None = None
-    quarantine_folder: str | None = None
-    delete_after: bool = False
-    path: Path | None = None
-    poll_interval_seconds: int = 60
-    idle: bool = True
-
-
-@dataclass(frozen=True)
-class SmtpConfig:
-    """Where outgoing mail (requests, notifications) is submitted."""
-
-    host: str
-    port: int
-    security: str = "starttls"
-    auth: str = "none"
-    username: str = ""
-    password: Secret | None = None
-    oauth: OAuthConfig | None = None
-    from_address: str = ""
-    ca_file: Path | None = None
-    backup: SmtpConfig | None = None
-
-
-@dataclass(frozen=True)
-class SecurityConfig:
-    """Keys and the trust placed in upstream mail authentication."""
-
-    token_secret: Secret | None = None
-    cache_key: Secret | None = None
-    trusted_authserv_id: str | None = None
-    require_dmarc_pass: bool = False
-    trust_exchange_online: bool = False
-    exchange_tenant_id: str | None = None
-
-
-@dataclass(frozen=True)
-class RequestsConfig:
-    """How outgoing requests are addressed so replies can be matched to them."""
-
-    reply_address: str | None = None
-    plus_addressing: bool = False
-    message_id_domain: str = "ackmail.invalid"
-    default_expires: str = "3d"
-
-
-@dataclass(frozen=True)
-class ServeConfig:
-    """Where ``ackmail serve`` listens; a non-loopback host needs a bearer token."""
-
-    host: str = "127.0.0.1"
-    port: int = 8025
-    token: Secret | None = None
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The whole configuration, loaded once and never mutated."""
-
-    path: Path
-    database_url: str
-    security: SecurityConfig = field(default_factory=SecurityConfig)
-    requests: RequestsConfig = field(default_factory=RequestsConfig)
-    mailboxes: tuple[MailboxConfig, ...] = ()
-    smtp: SmtpConfig | None = None
-    rules_file: Path | None = None
-    intents_file: Path | None = None
-    # A short "yes" ("OK", "Ja", 👍) as the whole first clause counts as an answer.
-    intents_affirmatives: bool = True
-    limits: ParseLimits = field(default_factory=ParseLimits)
-    state_dir: Path = Path(".ackmail")
-    keep_raw: str = "30d"
-    lease_seconds: float = 30.0
-    # Processes that parse backlogs (0 or 1: parse in the poller's own process).
-    parse_workers: int = 0
-    # A delegated grant idle this long is refreshed by the daily upkeep (Entra ends it at 90).
-    refresh_idle_days: int = 14
-    serve: ServeConfig = field(default_factory=ServeConfig)
-
-    def mailbox(self, name: str) -> MailboxConfig:
-        """The mailbox called ``name``, or a ConfigError listing the known ones."""
-        for box in self.mailboxes:
-            if box.name == name:
-                return box
-        known = ", ".join(b.name for b in self.mailboxes) or "none"
-        raise ConfigError(f"{self.path}: no [[mailbox]] is named '{name}' (configured: {known})")
 
 
 def config_path_from(arg: str | None) -> Path:
@@ -397,7 +275,7 @@ def _mailbox(section: Section) -> MailboxConfig:
         username=section.text("username"),
         auth=auth,
         password=section.secret("password", required=auth == "basic"),
-        oauth=_oauth(section, auth, protocol),
+        oauth=oauth_settings(section, auth, protocol),
         folder=section.text("folder", default="INBOX"),
         processed_folder=section.text("processed_folder", default=None),
         quarantine_folder=section.text("quarantine_folder", default=None),
@@ -407,67 +285,6 @@ def _mailbox(section: Section) -> MailboxConfig:
     )
     section.finish()
     return box
-
-
-def _oauth(parent: Section, auth: str, protocol: str) -> OAuthConfig | None:
-    if not auth.startswith("oauth2"):
-        if parent.has("oauth"):
-            parent.fail(
-                "oauth",
-                f"is only used with auth = 'oauth2-app' or 'oauth2-delegated', not '{auth}'",
-            )
-        return None
-    section = parent.section("oauth", required=True)
-    app_only = auth == "oauth2-app"
-    result = OAuthConfig(
-        tenant_id=section.text("tenant_id"),
-        client_id=section.text("client_id"),
-        client_secret=section.secret("client_secret"),
-        certificate=_certificate(section),
-        client_secret_expires=section.calendar_date("client_secret_expires", default=None),
-        authority=section.https_url("authority", default="https://login.microsoftonline.com"),
-        ca_file=section.file_path("ca_file", default=None),
-        scopes=tuple(section.str_list("scopes", default=default_scopes(protocol, app_only))),
-        refresh_margin_seconds=section.integer(
-            "refresh_margin_seconds", default=60, low=0, high=3600
-        ),
-        account=section.text("account", default=None),
-    )
-    section.finish()
-    if app_only and result.client_secret is None and result.certificate is None:
-        section.fail("client_secret", "oauth2-app needs a client_secret or a certificate")
-    return result
-
-
-def _certificate(parent: Section) -> CertificateConfig | None:
-    for old in ("client_certificate", "certificate_thumbprint"):
-        if parent.has(old):
-            parent.fail(old, 'is replaced by certificate = { file = "app.pfx" } (or file = the '
-                             'PEM certificate and key_file = its PEM key); the thumbprint is '
-                             'read from the certificate')
-    if not parent.has("certificate"):
-        return None
-    section = parent.section("certificate")
-    result = CertificateConfig(
-        file=section.file_path("file"),
-        key_file=section.file_path("key_file", default=None),
-        passphrase=section.secret("passphrase"),
-        send_x5c=section.flag("send_x5c", default=False),
-    )
-    section.finish()
-    return result
-
-
-def default_scopes(protocol: str, app_only: bool) -> list[str]:
-    """The Exchange Online scopes for a protocol and auth kind (see SPEC.md)."""
-    if app_only:
-        return ["https://outlook.office365.com/.default"]
-    service = {
-        "imap": "IMAP.AccessAsUser.All",
-        "pop3": "POP.AccessAsUser.All",
-        "smtp": "SMTP.Send",
-    }[protocol]
-    return [f"https://outlook.office.com/{service}", "offline_access"]
 
 
 def _smtp(section: Section, *, required: bool) -> SmtpConfig | None:
@@ -483,7 +300,7 @@ def _smtp(section: Section, *, required: bool) -> SmtpConfig | None:
         auth=auth,
         username=section.text("username", default=""),
         password=section.secret("password", required=auth == "basic"),
-        oauth=_oauth(section, auth, "smtp"),
+        oauth=oauth_settings(section, auth, "smtp"),
         from_address=section.email("from_address", default=""),
         ca_file=section.file_path("ca_file", default=None),
         backup=_smtp(backup_section, required=False),

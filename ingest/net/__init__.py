@@ -1,0 +1,1 @@
+"""What every network client shares: the TLS context and the diagnosis of its certificates."""
