@@ -61,13 +61,7 @@ class Checkpoints:
         """The stored position; the first call for a folder records ``first_watched_at``."""
         try:
             with database_errors("creating a checkpoint"), transaction(self.engine) as session:
-                row = self._row(session)
-                if row is None:
-                    row = Checkpoint(mailbox=self.mailbox, folder=self.folder,
-                                     first_watched_at=utcnow(), state={})
-                    session.add(row)
-                    session.flush()
-                return _position(row)
+                return _position(self._require(session))
         except IntegrityError:  # another process created it at the same moment
             position = self.peek()
             assert position is not None
