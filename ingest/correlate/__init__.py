@@ -14,8 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from ingest.correlate import tokens
-from ingest.correlate.find import TokenCandidate, TokenSource, find_tokens
-from ingest.parse.base import ParsedMessage
+from ingest.correlate.find import TokenCandidate, TokenSource
 from ingest.store.db import one_of
 from ingest.store.models import Recipient, Request
 
@@ -45,21 +44,20 @@ class Correlation:
 
 
 def correlate(
-    session: Session, parsed: ParsedMessage, *, secret: str, reply_address: str | None = None
-) -> Correlation:
-    """Match ``parsed`` to a request through the first valid token in trust order."""
-    candidates = find_tokens(parsed, reply_address=reply_address)
-    return match(candidates, recipients_for(session, {c.token for c in candidates}), secret)
+    session: Session, messages: Sequence[Sequence[TokenCandidate]], *, secret: str
+) -> list[Correlation]:
+    """The request each message answers, given each message's token candidates
+    (``find.find_tokens``): the tokens of the whole batch are looked up at once
+    (``recipients_for``), then each message is matched through its first valid token in
+    trust order. The CLI asks with a batch of one, the pipeline with its batch."""
+    known = recipients_for(session, {c.token for candidates in messages for c in candidates})
+    return [_match(candidates, known, secret) for candidates in messages]
 
 
-def match(
+def _match(
     candidates: Sequence[TokenCandidate], known: Mapping[str, Recipient], secret: str
 ) -> Correlation:
-    """The first candidate, in trust order, that names a recipient in ``known`` and verifies.
-
-    ``known`` may hold more recipients than the candidates name: a batch looks up the
-    tokens of all its messages at once.
-    """
+    """The first candidate, in trust order, that names a recipient in ``known`` and verifies."""
     reasons: list[str] = []
     chosen: tuple[TokenCandidate, Recipient] | None = None
     for candidate in candidates:

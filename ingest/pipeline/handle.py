@@ -7,15 +7,13 @@ and the recorder that writes rows in bulk — a few queries per batch, not per m
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from functools import cached_property
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ingest.correlate import Correlation, match, recipients_for
-from ingest.correlate.find import TokenCandidate
+from ingest.correlate import Correlation, correlate
 from ingest.decide import Vote, answered_intent, decide
 from ingest.parse.base import Intent, MessageKind, ParsedMessage
 from ingest.parse.message import reread_intent
@@ -69,12 +67,13 @@ class BatchRun:
         self.recorded = self._index([each.digest for each in prepared])
         tokens = {candidate.token for each in prepared for candidate in each.candidates}
         self._lock(tokens)
-        known = recipients_for(self.session, tokens)
+        found = correlate(self.session, [each.candidates for each in prepared],
+                          secret=self.config.token_secret)
         # Rows wait for the flush below; a query in between must not write them one by one.
         with self.session.no_autoflush:
-            handled = [_Job(self, arrival, each.digest, note).run(each.parsed, each.candidates,
-                                                                  known)
-                       for arrival, each in zip(self.arrivals, prepared, strict=True)]
+            handled = [_Job(self, arrival, each.digest, note).run(each.parsed, correlation)
+                       for arrival, each, correlation
+                       in zip(self.arrivals, prepared, found, strict=True)]
         self.recorder.flush()
         return handled
 
@@ -114,21 +113,15 @@ class _Job:
         self.notes = [note] if note else []
         self.parsed: ParsedMessage | None = None
 
-    def run(self, parsed: ParsedMessage, candidates: Sequence[TokenCandidate],
-            known: Mapping[str, Recipient]) -> Handled:
+    def run(self, parsed: ParsedMessage, found: Correlation) -> Handled:
         """The steps of ``STEPS`` in order; the first that returns a result ends the run."""
         self.parsed = self.reading = parsed
-        self.candidates, self.known = candidates, known
+        self.found = found
         for _name, step in STEPS:
             handled = step(self)
             if handled is not None:
                 return handled
         raise AssertionError("the last step handles every message that reaches it")
-
-    @cached_property
-    def found(self) -> Correlation:
-        """The request the message answers, looked up once, when a step first asks."""
-        return match(self.candidates, self.known, self.config.token_secret)
 
     @property
     def evidence(self) -> list[str]:

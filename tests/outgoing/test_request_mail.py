@@ -103,7 +103,8 @@ def test_a_reply_to_the_sent_email_finds_its_request_and_intent(
     assert find_tokens(parsed, reply_address=REQUESTS.reply_address)[0].source == \
         TokenSource.HEADERS
     with read_session(engine) as session:
-        found = correlate(session, parsed, secret=SECRET, reply_address=REQUESTS.reply_address)
+        [found] = correlate(session, [find_tokens(parsed, reply_address=REQUESTS.reply_address)],
+                            secret=SECRET)
         assert found.request is not None and found.request.id == registered.id
         assert found.recipient is not None and found.recipient.address == ALICE
 

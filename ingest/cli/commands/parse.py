@@ -94,9 +94,7 @@ def describe(
         "reasons": list(parsed.evidence),
     }
     if pipeline is not None and session is not None:
-        found = correlate(
-            session, parsed, secret=pipeline.token_secret, reply_address=pipeline.reply_address
-        )
+        [found] = correlate(session, [candidates], secret=pipeline.token_secret)
         result["request_id"] = found.request.id if found.request else None
         result["token"] = found.token or result["token"]
         result["reasons"] += list(found.reasons)
