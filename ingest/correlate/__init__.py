@@ -1,6 +1,6 @@
 """The correlate hop: which request (and which of its responders) a message answers.
 
-Tokens are tried in trust order (see ``find``); the first that exists and
+Tokens are tried in trust order (``ingest.parse.tokens`` finds them); the first that exists and
 verifies wins. A forged, altered or unknown token is recorded as such and never
 "corrected" into a near match.
 """
@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from ingest.correlate import tokens
-from ingest.correlate.find import TokenCandidate, TokenSource
+from ingest.parse.base import ParsedMessage, TokenCandidate, TokenSource
 from ingest.store.db import one_of
 from ingest.store.models import Recipient, Request
 
@@ -44,14 +44,13 @@ class Correlation:
 
 
 def correlate(
-    session: Session, messages: Sequence[Sequence[TokenCandidate]], *, secret: str
+    session: Session, messages: Sequence[ParsedMessage], *, secret: str
 ) -> list[Correlation]:
-    """The request each message answers, given each message's token candidates
-    (``find.find_tokens``): the tokens of the whole batch are looked up at once
-    (``recipients_for``), then each message is matched through its first valid token in
-    trust order. The CLI asks with a batch of one, the pipeline with its batch."""
-    known = recipients_for(session, {c.token for candidates in messages for c in candidates})
-    return [_match(candidates, known, secret) for candidates in messages]
+    """The request each message answers: the tokens parse found in the whole batch are
+    looked up at once (``recipients_for``), then each message is matched through its first
+    valid token in trust order. The CLI asks with a batch of one, the pipeline with its batch."""
+    known = recipients_for(session, {c.token for parsed in messages for c in parsed.tokens})
+    return [_match(parsed.tokens, known, secret) for parsed in messages]
 
 
 def _match(
