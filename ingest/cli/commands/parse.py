@@ -73,7 +73,6 @@ def describe(
 ) -> dict[str, Any]:
     """The SPEC.md JSON object for one file (``error`` when it cannot be read or parsed)."""
     from ingest.correlate import correlate
-    from ingest.correlate.find import find_tokens
     from ingest.parse.message import parse_message
 
     try:
@@ -83,7 +82,7 @@ def describe(
     parsed = parse_message(raw, options)
     if parsed.problem:
         return {"file": name, "error": parsed.problem}
-    candidates = find_tokens(parsed, reply_address=pipeline.reply_address if pipeline else None)
+    candidates = parsed.tokens
     result: dict[str, Any] = {
         "file": name,
         "kind": parsed.kind.value,
@@ -96,9 +95,7 @@ def describe(
         "reasons": list(parsed.evidence),
     }
     if pipeline is not None and session is not None:
-        found = correlate(
-            session, parsed, secret=pipeline.token_secret, reply_address=pipeline.reply_address
-        )
+        [found] = correlate(session, [parsed], secret=pipeline.token_secret)
         result["request_id"] = found.request.id if found.request else None
         result["token"] = found.token or result["token"]
         result["reasons"] += list(found.reasons)
