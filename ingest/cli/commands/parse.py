@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 # The text output's words for sender_verified (JSON keeps true/false/null).
 VERIFIED = {True: "sender verified", False: "sender NOT verified", None: "sender not checked"}
+# What an intent becomes only once the request it answers is known (decide.answered_intent).
+PER_KIND = {"affirm": "affirm (approves an approval request, acknowledges an alert)"}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -104,7 +106,8 @@ def _as_text(result: dict[str, Any]) -> str:
     if "error" in result:
         return f"{result['file']}: {result['error']}"
     lines = [
-        f"{result['file']}: {result['kind']}, intent {result['intent']}, "
+        f"{result['file']}: {result['kind']}, "
+        f"intent {PER_KIND.get(result['intent'], result['intent'])}, "
         f"from {result['sender']} ({VERIFIED[result['sender_verified']]})",
         f"  token: {result['token'] or '-'}  request: {result['request_id'] or '-'}",
         f"  reply text: {result['reply_text']!r}",
