@@ -198,11 +198,11 @@ def test_an_instruction_after_the_decision_is_the_note(text: str, note: str | No
 
 def test_classifies_short_replies_quickly() -> None:
     replies = ["Approved, go ahead.", "not approved", "ack", "Genehmigt.", "Should I approve?"]
-    started = time.perf_counter()
+    started = time.process_time()
     for _ in range(200):
         for reply in replies:
             classify_intent(reply, "Re: [R7K2-9QXM] Approval needed: laptop")
-    assert time.perf_counter() - started < 2.0  # ~0.05 s on a developer machine
+    assert time.process_time() - started < 2.0  # ~0.05 s on a developer machine
 
 
 @pytest.mark.parametrize(
@@ -211,9 +211,9 @@ def test_classifies_short_replies_quickly() -> None:
      "a " * 100_000 + "approved", ("x, " * 3_000 + "approve ") * 2],
 )
 def test_pathological_input_is_fast(text: str) -> None:
-    started = time.perf_counter()
+    started = time.process_time()
     assert classify_intent(text, text).intent is not Intent.APPROVE
-    assert time.perf_counter() - started < 0.5
+    assert time.process_time() - started < 0.5
 
 
 NON_DECISION_WORDS = sorted(

@@ -66,8 +66,8 @@ def test_a_message_over_a_limit_is_a_problem_not_an_exception() -> None:
     st.binary(max_size=4000) | st.text(max_size=3000).map(lambda t: t.encode("utf-8", "replace"))
 )
 def test_any_bytes_give_a_result_or_a_problem_quickly(raw: bytes) -> None:
-    started = time.perf_counter()
+    started = time.process_time()
     parsed = parse_message(REPLY[:200] + raw, OPTIONS)
-    assert time.perf_counter() - started < 2.0
+    assert time.process_time() - started < 2.0
     assert parsed.problem is not None or parsed.kind in MessageKind
     assert parsed.intent in Intent

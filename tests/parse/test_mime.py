@@ -158,9 +158,9 @@ def test_html_converter_stops_cleanly_on_markup_it_cannot_follow() -> None:
 
 def test_hostile_quote_nesting_is_capped_and_quick() -> None:
     html = "<blockquote>" * 60_000 + "<br>x" * 40_000
-    start = time.perf_counter()
+    start = time.process_time()
     message = read(eml("From: a@example.com\nContent-Type: text/html", html))
-    assert time.perf_counter() - start < 2.0
+    assert time.process_time() - start < 2.0
     lines = message.body_text.splitlines()
     assert lines[1] == "> " * 20 + "x"
     assert max(map(len, lines)) == 41
@@ -298,9 +298,9 @@ def test_report_inside_a_forwarded_message_does_not_count() -> None:
 # --- limits and garbage -----------------------------------------------------------------------
 
 def assert_quick_problem(raw: bytes, expected: str, seconds: float = 2.0, **limits: int) -> None:
-    start = time.perf_counter()
+    start = time.process_time()
     message = read(raw, **limits)
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert message.problem is not None and expected in message.problem, message.problem
     assert elapsed < seconds, f"{elapsed:.2f}s"
 

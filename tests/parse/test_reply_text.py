@@ -105,9 +105,10 @@ PATHOLOGICAL = {
 @pytest.mark.parametrize("body", PATHOLOGICAL.values(), ids=list(PATHOLOGICAL))
 def test_pathological_200kb_body_is_fast(body: str) -> None:
     assert len(body) >= 150_000
-    started = time.perf_counter()
+    # CPU time, not wall time: a bound on the work, whatever else the machine is running.
+    started = time.process_time()
     extract_reply(body)
-    assert time.perf_counter() - started < 0.5
+    assert time.process_time() - started < 0.5
 
 
 @settings(max_examples=300, deadline=None)
