@@ -34,9 +34,9 @@ from tests.servers.dovecot_fixtures import (
     DovecotFactory,
     SigningKey,
     TcpProxyFactory,
-    across_shapes,
     generate_signing_key,
 )
+from tests.servers.matrix_fixtures import across_dovecot_shapes
 from tests.servers.tls import make_test_pki
 
 DELEGATED_CLIENT_ID = "9e5f94bc-e8a4-4e73-b8be-63364c29d753"
@@ -265,7 +265,7 @@ def test_deliver_then_select_counts(imaps: IMAPClient, dovecot: DovecotServer) -
     assert dovecot.list_folder(bob) == 3
 
 
-@across_shapes
+@across_dovecot_shapes
 def test_deliver_many_to_inbox_and_a_subfolder(imaps: IMAPClient, dovecot: DovecotServer) -> None:
     bob = dovecot.users.bob.address
     sent = [message(f"bulk {n}") for n in range(200)]
@@ -316,7 +316,7 @@ def test_reset_uidvalidity_drops_sessions_that_have_the_folder_open(
         imaps.noop()
 
 
-@across_shapes
+@across_dovecot_shapes
 def test_create_folder_is_listed(imaps: IMAPClient, dovecot: DovecotServer) -> None:
     bob = dovecot.users.bob.address
     dovecot.create_folder(bob, "ackmail/quarantine")

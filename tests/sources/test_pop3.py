@@ -1,4 +1,5 @@
-"""POP3 against the real Dovecot: UIDL identity, delete_after only after commit, XOAUTH2."""
+"""POP3 against the real Dovecot (and Cyrus' pop3d): UIDL identity, delete_after only after
+commit, XOAUTH2."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from ingest.store.models import Checkpoint
 from tests.auth.conftest import sign_in_by_device_code
 from tests.servers.dovecot import DovecotServer
 from tests.servers.idp import IdentityProvider
+from tests.servers.mail_server import MailServer
+from tests.servers.matrix_fixtures import across_servers
 from tests.sources.conftest import (
     OAuthMailbox,
     PollerFactory,
@@ -29,31 +32,33 @@ from tests.sources.conftest import (
 from tests.sources.mail import message_count, source_keys, unrelated
 
 
+@across_servers
 def test_messages_are_read_once_by_uidl_and_kept_without_delete_after(
-        dovecot: DovecotServer, engine: Engine, make_poller: PollerFactory) -> None:
-    bob = dovecot.users.bob.address
-    dovecot.deliver_many(bob, [unrelated() for _ in range(3)])
-    box = pop3_mailbox(dovecot)
+        mail_server: MailServer, engine: Engine, make_poller: PollerFactory) -> None:
+    bob = mail_server.users.bob.address
+    mail_server.deliver_many(bob, [unrelated() for _ in range(3)])
+    box = pop3_mailbox(mail_server)
 
     first = poll_once(make_poller, engine, box)
-    dovecot.deliver(bob, unrelated())
+    mail_server.deliver(bob, unrelated())
     second = poll_once(make_poller, engine, box)
 
     assert (first.mailboxes[0].ignored, second.mailboxes[0].ignored) == (3, 1)
     assert second.mailboxes[0].duplicates == 0  # recorded UIDLs are not retrieved again
-    assert dovecot.list_folder(bob) == 4
+    assert mail_server.list_folder(bob) == 4
     assert all(key.startswith("pop3:") for key in source_keys(engine))
 
 
+@across_servers
 def test_delete_after_removes_messages_once_recorded(
-        dovecot: DovecotServer, sqlite_engine: Engine, make_poller: PollerFactory) -> None:
-    bob = dovecot.users.bob.address
-    dovecot.deliver_many(bob, [unrelated() for _ in range(3)])
+        mail_server: MailServer, sqlite_engine: Engine, make_poller: PollerFactory) -> None:
+    bob = mail_server.users.bob.address
+    mail_server.deliver_many(bob, [unrelated() for _ in range(3)])
 
-    summary = poll_once(make_poller, sqlite_engine, pop3_mailbox(dovecot, delete_after=True))
+    summary = poll_once(make_poller, sqlite_engine, pop3_mailbox(mail_server, delete_after=True))
 
     assert summary.mailboxes[0].ignored == 3
-    assert (dovecot.list_folder(bob), message_count(sqlite_engine)) == (0, 3)
+    assert (mail_server.list_folder(bob), message_count(sqlite_engine)) == (0, 3)
 
 
 class _DeleFailsOnce(Pop3Source):
