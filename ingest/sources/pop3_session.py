@@ -9,10 +9,26 @@ from typing import Any
 from ingest.auth import LoginCredentials
 from ingest.auth.sasl import initial_response_b64
 from ingest.config import MailboxConfig
-from ingest.sources.connect import LoginRefused, bearer_mechanism, boundary, tls_context
+from ingest.sources.connect import (
+    LoginRefused,
+    ServerRefused,
+    ServerThrottled,
+    bearer_mechanism,
+    boundary,
+    tls_context,
+)
 
 # poplib refuses lines over 2,048 bytes; real mail (unwrapped HTML) has longer ones.
 poplib._MAXLINE = 1 << 20  # type: ignore[attr-defined]
+
+# A refused login whose response code (RFC 2449, RFC 3206) says it is not the credentials:
+# the mailbox is locked by another session, or the server has a passing fault.
+_TRANSIENT_CODES = ("[IN-USE]", "[SYS/TEMP]")
+# Cyrus' popminpoll, 1 (minute) in Debian's imapd.conf, refuses a second login within the
+# minute with "-ERR [LOGIN-DELAY] Logins must be at least 1 minute apart". The CAPA
+# LOGIN-DELAY says how long; a server that does not say waits its smallest unit, a minute.
+_LOGIN_DELAY = "[LOGIN-DELAY]"
+_DEFAULT_LOGIN_DELAY_SECONDS = 60.0
 
 
 def pop3_greeting(box: MailboxConfig, timeout: float) -> poplib.POP3:
@@ -68,7 +84,31 @@ def pop3_authenticate(pop: poplib.POP3, box: MailboxConfig,
                 pop._shortcmd("")  # type: ignore[attr-defined]
             return mechanism.value
         except poplib.error_proto as exc:
-            raise LoginRefused(_describe_pop3(exc)) from None
+            raise _login_refusal(pop, box, _describe_pop3(exc)) from None
+
+
+def _login_refusal(pop: poplib.POP3, box: MailboxConfig, text: str) -> Exception:
+    """LoginRefused (the credentials), or a transient error when the server says so."""
+    said = f"(-ERR {text.removeprefix('-ERR').strip()})"
+    if _LOGIN_DELAY in text.upper():
+        delay = pop3_login_delay(pop)
+        return ServerThrottled(
+            f"mailbox '{box.name}': {box.host} allows a POP3 login only every {delay:.0f} s "
+            f"and refused this one {said}; waiting before the next login (set "
+            f"poll_interval to {delay:.0f} s or more)", delay)
+    if any(code in text.upper() for code in _TRANSIENT_CODES):
+        return ServerRefused(f"mailbox '{box.name}': {box.host} refused the login for now "
+                             f"{said}; retrying")
+    return LoginRefused(text)
+
+
+def pop3_login_delay(pop: poplib.POP3) -> float:
+    """The seconds the server wants between logins (CAPA LOGIN-DELAY), else a minute."""
+    try:
+        value = pop.capa().get("LOGIN-DELAY", [])
+        return float(value[0]) if value else _DEFAULT_LOGIN_DELAY_SECONDS
+    except (poplib.error_proto, OSError, EOFError, ValueError):
+        return _DEFAULT_LOGIN_DELAY_SECONDS
 
 
 def _describe_pop3(exc: poplib.error_proto) -> str:

@@ -22,7 +22,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from imapclient import IMAPClient
@@ -83,9 +83,11 @@ class CyrusServer(MasterProcess):
     _what = "Cyrus master"
     _error = CyrusHarnessError
 
-    def __init__(self, shape: CyrusShape = CYRUS_DEBIAN) -> None:
+    def __init__(self, shape: CyrusShape = CYRUS_DEBIAN,
+                 settings: Mapping[str, str] | None = None) -> None:
         cyrus_programs()
         self.shape = shape
+        self._settings = dict(settings or {})
         self.root = Path(tempfile.mkdtemp(prefix="ackmail-cyrus-", dir=fast_temp_dir()))
         self.conf = self.root / "imapd.conf"
         self.ports = Ports.free()
@@ -207,7 +209,7 @@ class CyrusServer(MasterProcess):
         for sub in _FOLDERS:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         files = CyrusFiles(self.root, self.pki.cert_pem, self.pki.key_pem)
-        self.conf.write_text(imapd_conf(files, self.shape))
+        self.conf.write_text(imapd_conf(files, self.shape, self._settings))
         values = {"CONF": str(self.conf), "BASE": str(self.root), "DAEMONS": str(DAEMONS),
                   "TOOLS": str(TOOLS), "IMAP_PORT": str(self.ports.imap),
                   "IMAPS_PORT": str(self.ports.imaps), "POP3_PORT": str(self.ports.pop3),

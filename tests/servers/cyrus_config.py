@@ -12,6 +12,7 @@ in ``tests/servers/cyrus/`` whose header lists its changes.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,10 +86,12 @@ def _overrides(files: CyrusFiles, shape: CyrusShape) -> dict[str, tuple[str, str
     }
 
 
-def imapd_conf(files: CyrusFiles, shape: CyrusShape,
+def imapd_conf(files: CyrusFiles, shape: CyrusShape, settings: Mapping[str, str] | None = None,
                packaged: Path = PACKAGED_IMAPD_CONF) -> str:
-    """This instance's imapd.conf: the packaged one with ``_overrides`` applied."""
-    overrides = _overrides(files, shape)
+    """This instance's imapd.conf: the packaged one with ``_overrides`` applied, then the
+    ``settings`` a test asks for (e.g. ``{"popminpoll": "1"}``, Debian's value)."""
+    overrides = _overrides(files, shape) | {
+        name: (value, "set by the test") for name, value in (settings or {}).items()}
     lines = [f"# Made by tests/servers/cyrus_config.py from {packaged}; changes are marked."]
     for line in packaged.read_text().splitlines():
         setting = _SETTING.match(line)
