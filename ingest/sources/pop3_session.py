@@ -26,7 +26,7 @@ poplib._MAXLINE = 1 << 20  # type: ignore[attr-defined]
 _TRANSIENT_CODES = ("[IN-USE]", "[SYS/TEMP]")
 # Cyrus' popminpoll, 1 (minute) in Debian's imapd.conf, refuses a second login within the
 # minute with "-ERR [LOGIN-DELAY] Logins must be at least 1 minute apart". The CAPA
-# LOGIN-DELAY says how long; a server that does not say waits its smallest unit, a minute.
+# LOGIN-DELAY says how long; for a server that does not say, a minute (Cyrus' unit).
 _LOGIN_DELAY = "[LOGIN-DELAY]"
 _DEFAULT_LOGIN_DELAY_SECONDS = 60.0
 
