@@ -11,7 +11,6 @@ from ingest.auth.sasl import initial_response_b64
 from ingest.config import MailboxConfig
 from ingest.sources.connect import (
     LoginRefused,
-    ServerRefused,
     ServerThrottled,
     bearer_mechanism,
     boundary,
@@ -21,9 +20,6 @@ from ingest.sources.connect import (
 # poplib refuses lines over 2,048 bytes; real mail (unwrapped HTML) has longer ones.
 poplib._MAXLINE = 1 << 20  # type: ignore[attr-defined]
 
-# A refused login whose response code (RFC 2449, RFC 3206) says it is not the credentials:
-# the mailbox is locked by another session, or the server has a passing fault.
-_TRANSIENT_CODES = ("[IN-USE]", "[SYS/TEMP]")
 # Cyrus' popminpoll, 1 (minute) in Debian's imapd.conf, refuses a second login within the
 # minute with "-ERR [LOGIN-DELAY] Logins must be at least 1 minute apart". The CAPA
 # LOGIN-DELAY says how long; for a server that does not say, a minute (Cyrus' unit).
@@ -87,8 +83,10 @@ def pop3_authenticate(pop: poplib.POP3, box: MailboxConfig,
             raise _login_refusal(pop, box, _describe_pop3(exc)) from None
 
 
-def _login_refusal(pop: poplib.POP3, box: MailboxConfig, text: str) -> Exception:
-    """LoginRefused (the credentials), or a transient error when the server says so."""
+def _login_refusal(pop: poplib.POP3, box: MailboxConfig,
+                   text: str) -> LoginRefused | ServerThrottled:
+    """LoginRefused (the credentials), or ServerThrottled when the server's response code
+    (RFC 2449) says the login came too soon after the last."""
     said = f"(-ERR {text.removeprefix('-ERR').strip()})"
     if _LOGIN_DELAY in text.upper():
         delay = pop3_login_delay(pop)
@@ -96,9 +94,6 @@ def _login_refusal(pop: poplib.POP3, box: MailboxConfig, text: str) -> Exception
             f"mailbox '{box.name}': {box.host} allows a POP3 login only every {delay:.0f} s "
             f"and refused this one {said}; waiting before the next login (set "
             f"poll_interval to {delay:.0f} s or more)", delay)
-    if any(code in text.upper() for code in _TRANSIENT_CODES):
-        return ServerRefused(f"mailbox '{box.name}': {box.host} refused the login for now "
-                             f"{said}; retrying")
     return LoginRefused(text)
 
 
