@@ -11,7 +11,6 @@ import contextlib
 import imaplib
 import poplib
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -277,33 +276,6 @@ def test_deliver_many_to_inbox_and_a_subfolder(imaps: IMAPClient, dovecot: Dovec
     assert bodies == set(sent)
     assert imaps.select_folder(dovecot.shape.wire("ackmail/processed"))[b"EXISTS"] == 5
     assert dovecot.list_folder(bob, "ackmail/processed") == 5
-
-
-def test_idle_wakes_up_on_delivery(imaps: IMAPClient, dovecot: DovecotServer) -> None:
-    bob = dovecot.users.bob.address
-    imaps.login(bob, bob_password(dovecot))
-    imaps.select_folder("INBOX")
-    imaps.idle()
-    started = time.monotonic()
-    delivery = threading.Thread(target=dovecot.deliver, args=(bob, message("wake up")))
-    delivery.start()
-    responses = imaps.idle_check(timeout=2)
-    latency = time.monotonic() - started
-    delivery.join()
-    imaps.idle_done()
-    assert (1, b"EXISTS") in responses
-    assert latency < 2.0
-
-
-def test_reset_uidvalidity_changes_it(imaps: IMAPClient, dovecot: DovecotServer) -> None:
-    bob = dovecot.users.bob.address
-    dovecot.deliver(bob, message("before"))
-    imaps.login(bob, bob_password(dovecot))
-    before = imaps.select_folder("INBOX")[b"UIDVALIDITY"]
-    imaps.close_folder()
-    new = dovecot.reset_uidvalidity(bob)
-    after = imaps.select_folder("INBOX")[b"UIDVALIDITY"]
-    assert new == after != before
 
 
 def test_reset_uidvalidity_drops_sessions_that_have_the_folder_open(
