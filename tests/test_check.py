@@ -1,4 +1,5 @@
-"""``check``: every step against the real Dovecot, and the step named when one fails."""
+"""``check``: every step against the real Dovecot (and Cyrus), and the step named when one
+fails."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from ingest.config.reader import Secret
 from tests.auth.conftest import sign_in_by_device_code
 from tests.servers.dovecot import DovecotServer
 from tests.servers.idp import IdentityProvider
+from tests.servers.mail_server import MailServer
+from tests.servers.matrix_fixtures import across_servers
 from tests.servers.tls import make_test_pki
 from tests.sources import conftest as shared
 from tests.sources.conftest import OAuthMailbox, imap_mailbox, pop3_mailbox
@@ -33,23 +36,25 @@ def _text(report: CheckReport) -> str:
     return "\n".join(report.lines())
 
 
-def test_a_working_mailbox_passes_every_step(dovecot: DovecotServer) -> None:
-    dovecot.deliver_many(dovecot.users.bob.address, [unrelated(), unrelated()])
+@across_servers
+def test_a_working_mailbox_passes_every_step(mail_server: MailServer) -> None:
+    mail_server.deliver_many(mail_server.users.bob.address, [unrelated(), unrelated()])
 
-    report = _check(imap_mailbox(dovecot))
+    report = _check(imap_mailbox(mail_server))
 
     assert report.ok, _text(report)
     assert [s.step for s in report.steps] == ["DNS", "TCP connect", "TLS", "greeting",
                                               "password", "login", "folder"]
     assert "2 messages" in report.steps[-1].detail
     assert any("does not exist yet" in note for note in report.steps[-1].notes)
-    password = dovecot.users.bob.password
+    password = mail_server.users.bob.password
     assert password is not None and password.reveal() not in _text(report)
 
 
-def test_starttls_and_pop3_pass(dovecot: DovecotServer) -> None:
-    imap = _check(imap_mailbox(dovecot, security="starttls", port=dovecot.imap_port))
-    pop3 = _check(pop3_mailbox(dovecot))
+@across_servers
+def test_starttls_and_pop3_pass(mail_server: MailServer) -> None:
+    imap = _check(imap_mailbox(mail_server, security="starttls", port=mail_server.imap_port))
+    pop3 = _check(pop3_mailbox(mail_server))
 
     assert imap.ok and pop3.ok, _text(imap) + _text(pop3)
     assert "STARTTLS" in [s.step for s in imap.steps]

@@ -8,10 +8,16 @@ from typing import Any
 
 from ingest.auth import LoginCredentials, LoginRefused, SaslResponder
 from ingest.config import MailboxConfig
-from ingest.sources.connect import bearer_mechanism, boundary, tls_context
+from ingest.sources.connect import ServerThrottled, bearer_mechanism, boundary, tls_context
 
 # poplib refuses lines over 2,048 bytes; real mail (unwrapped HTML) has longer ones.
 poplib._MAXLINE = 1 << 20  # type: ignore[attr-defined]
+
+# Cyrus' popminpoll, 1 (minute) in Debian's imapd.conf, refuses a second login within the
+# minute with "-ERR [LOGIN-DELAY] Logins must be at least 1 minute apart". The CAPA
+# LOGIN-DELAY says how long; for a server that does not say, a minute (Cyrus' unit).
+_LOGIN_DELAY = "[LOGIN-DELAY]"
+_DEFAULT_LOGIN_DELAY_SECONDS = 60.0
 
 
 def pop3_greeting(box: MailboxConfig, timeout: float) -> poplib.POP3:
@@ -67,7 +73,30 @@ def pop3_authenticate(pop: poplib.POP3, box: MailboxConfig,
                 pop._shortcmd(respond.encoded(answer))  # type: ignore[attr-defined]
             return mechanism.value
         except poplib.error_proto as exc:
-            raise LoginRefused(_describe_pop3(exc)) from None
+            raise _login_refusal(pop, box, _describe_pop3(exc)) from None
+
+
+def _login_refusal(pop: poplib.POP3, box: MailboxConfig,
+                   text: str) -> LoginRefused | ServerThrottled:
+    """LoginRefused (the credentials), or ServerThrottled when the server's response code
+    (RFC 2449) says the login came too soon after the last."""
+    said = f"(-ERR {text.removeprefix('-ERR').strip()})"
+    if _LOGIN_DELAY in text.upper():
+        delay = pop3_login_delay(pop)
+        return ServerThrottled(
+            f"mailbox '{box.name}': {box.host} allows a POP3 login only every {delay:.0f} s "
+            f"and refused this one {said}; waiting before the next login (set "
+            f"poll_interval to {delay:.0f} s or more)", delay)
+    return LoginRefused(text)
+
+
+def pop3_login_delay(pop: poplib.POP3) -> float:
+    """The seconds the server wants between logins (CAPA LOGIN-DELAY), else a minute."""
+    try:
+        value = pop.capa().get("LOGIN-DELAY", [])
+        return float(value[0]) if value else _DEFAULT_LOGIN_DELAY_SECONDS
+    except (poplib.error_proto, OSError, EOFError, ValueError):
+        return _DEFAULT_LOGIN_DELAY_SECONDS
 
 
 def _describe_pop3(exc: poplib.error_proto) -> str:

@@ -24,6 +24,7 @@ from tests.faults.scale import SCALE_ENV, SEED_ENV, FaultScale, current_scale, s
 from tests.servers.ackmail_process import AckmailProcesses
 from tests.servers.dovecot import DovecotServer
 from tests.servers.http_receiver import HttpReceiver
+from tests.servers.mail_server import MailServer
 
 MakeRun = Callable[..., FaultRun]
 
@@ -55,7 +56,7 @@ def make_run(engine: Engine, db_url: str, http_receiver: HttpReceiver,
     note = (f"seed {seed}, scale {scale.name}: replay with {SEED_ENV}={seed} "
             f"{SCALE_ENV}={scale.name}")
 
-    def make(server: DovecotServer, mailbox: tuple[str, dict[str, str]], *, messages: int,
+    def make(server: MailServer, mailbox: tuple[str, dict[str, str]], *, messages: int,
              user: str | None = None, database_url: str | None = None) -> FaultRun:
         backlog = register_requests(engine, messages)
         installation = install(tmp_path / "installation", mailbox, database_url or db_url,

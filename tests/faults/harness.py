@@ -47,16 +47,17 @@ class FaultRun:
         return self.scene.note
 
     def deliver(self, count: int, *, live: bool = False) -> list[Planned]:
-        """Plan ``count`` more messages and put them in the INBOX: written straight into the
-        maildir (a backlog), or ``live`` through Dovecot as an MTA delivers, which wakes a
-        poller in IDLE. Dovecot finds files written into new/ only at its next periodic
-        check, half a minute later, so mail for a waiting poller must come ``live``."""
+        """Plan ``count`` more messages and put them in the INBOX: as a backlog (Dovecot:
+        written straight into the maildir), or ``live`` one by one as an MTA delivers, which
+        wakes a poller in IDLE. Dovecot finds files written into new/ only at its next
+        periodic check, half a minute later, so mail for a waiting poller must come ``live``
+        (Cyrus stores both kinds by APPEND)."""
         planned = self.scene.backlog.plan(self.rng, count)
         if live:
             for message in planned:
-                self.scene.dovecot.deliver(self.scene.user, message.raw)
+                self.scene.server.deliver(self.scene.user, message.raw)
         else:
-            self.scene.dovecot.deliver_many(self.scene.user, [p.raw for p in planned])
+            self.scene.server.deliver_many(self.scene.user, [p.raw for p in planned])
         return planned
 
     def recorded(self) -> int:
@@ -85,7 +86,7 @@ class FaultRun:
     def drained(self) -> None:
         """Wait until every message delivered so far is recorded and out of the INBOX."""
         self.wait_until(lambda: self.recorded() == len(self.scene.backlog.messages)
-                        and self.scene.dovecot.list_folder(self.scene.user) == 0,
+                        and self.scene.server.list_folder(self.scene.user) == 0,
                         "the INBOX to be drained", self._budget())
 
     def settle(self) -> None:

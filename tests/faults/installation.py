@@ -14,6 +14,7 @@ from tests.servers.ackmail_config import config_env, write_config
 from tests.servers.ackmail_process import AckmailProcess, AckmailProcesses, Finished
 from tests.servers.dovecot import DovecotServer
 from tests.servers.idp import IdentityProvider
+from tests.servers.mail_server import MailServer
 from tests.servers.rules_fixtures import WEBHOOK_SECRET
 
 MAILBOX = "approvals"
@@ -43,7 +44,7 @@ class Installation:
         return self.processes.run(*args, env=self.env)
 
 
-def password_mailbox(server: DovecotServer, port: int) -> tuple[str, dict[str, str]]:
+def password_mailbox(server: MailServer, port: int) -> tuple[str, dict[str, str]]:
     """bob's INBOX over IMAPS on ``port`` (the server's, or a proxy's), and its env."""
     bob = server.users.bob
     assert bob.password is not None
@@ -67,7 +68,7 @@ refresh_margin_seconds = 0
     return table, {"APP_SECRET": secret}
 
 
-def _mailbox(server: DovecotServer, port: int, username: str) -> str:
+def _mailbox(server: MailServer, port: int, username: str) -> str:
     return f"""
 [[mailbox]]
 name = "{MAILBOX}"

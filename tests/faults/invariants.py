@@ -34,8 +34,8 @@ from ingest.store.models import (
 )
 from tests.faults.backlog import Backlog
 from tests.faults.installation import HOOKS, PROCESSED
-from tests.servers.dovecot import DovecotServer
 from tests.servers.http_receiver import HttpReceiver
+from tests.servers.mail_server import MailServer
 
 DECISION_EVENTS = tuple(f"request.{status}" for status in RequestStatus)
 SHOWN_PER_KIND = 10
@@ -47,7 +47,7 @@ class Scene:
 
     engine: Engine
     backlog: Backlog
-    dovecot: DovecotServer
+    server: MailServer
     user: str
     receiver: HttpReceiver
     note: str  # the seed and scale, so a failure can be replayed
@@ -64,8 +64,8 @@ def outstanding(scene: Scene) -> str | None:
     left = [f"{count} {what}" for count, what in (
         (len(scene.backlog.messages) - recorded, "messages to record"),
         (events, "events for the rules"), (undelivered, "outcomes to deliver")) if count]
-    if not left:  # only then ask Dovecot: each question is a doveadm process
-        waiting = scene.dovecot.list_folder(scene.user)
+    if not left:  # only then ask the server: each question is a doveadm process or a login
+        waiting = scene.server.list_folder(scene.user)
         left = [f"{waiting} messages in the INBOX"] if waiting else []
     return ", ".join(left) or None
 
@@ -126,8 +126,8 @@ def _recorded_once(scene: Scene, messages: list[Message]) -> list[str]:
 
 
 def _mailbox_empty(scene: Scene) -> list[str]:
-    waiting = scene.dovecot.list_folder(scene.user)
-    filed = scene.dovecot.list_folder(scene.user, PROCESSED)
+    waiting = scene.server.list_folder(scene.user)
+    filed = scene.server.list_folder(scene.user, PROCESSED)
     found = [f"{waiting} message(s) are still in the INBOX"] if waiting else []
     if filed != len(scene.backlog.messages):
         found.append(f"'{PROCESSED}' holds {filed} messages, not the "

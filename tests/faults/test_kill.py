@@ -3,7 +3,8 @@
 Each round starts a poller and kills it (SIGKILL, no chance to clean up) at a point drawn
 from the seed: while it starts and logs in, after a random number of messages, or while
 its dispatcher is delivering webhooks. A last ``poll --once`` then drains what is left,
-and every guarantee is checked. Runs on SQLite and on PostgreSQL, on every Dovecot shape.
+and every guarantee is checked. Runs on SQLite and on PostgreSQL, on every server shape of
+the matrix (three Dovecot namespaces and Cyrus).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from tests.faults.harness import FaultRun
 from tests.faults.installation import LEASE_SECONDS, password_mailbox
 from tests.faults.scale import FaultScale
 from tests.servers.ackmail_process import AckmailProcess
-from tests.servers.dovecot import DovecotServer
-from tests.servers.dovecot_fixtures import across_shapes
+from tests.servers.mail_server import MailServer
+from tests.servers.matrix_fixtures import across_shapes
 
 STARTUP_SECONDS = 2.5  # python start, config, login: a kill in here lands before any message
 DISPATCH_WAIT_SECONDS = 12.0  # the poller's dispatcher runs every 5 s
@@ -69,8 +70,8 @@ def _points(run: FaultRun, kills: int) -> list[str]:
 
 @across_shapes
 def test_sigkill_at_random_points_records_decides_and_delivers_everything_once(
-        make_run: MakeRun, dovecot: DovecotServer, scale: FaultScale) -> None:
-    run = make_run(dovecot, password_mailbox(dovecot, dovecot.imaps_port),
+        make_run: MakeRun, mail_server: MailServer, scale: FaultScale) -> None:
+    run = make_run(mail_server, password_mailbox(mail_server, mail_server.imaps_port),
                    messages=scale.backlog)
     run.deliver(scale.backlog)
     killed: set[int] = set()

@@ -10,29 +10,31 @@ templates are in ``tests/servers/dovecot/``; the traps they avoid are described 
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import os
 import pwd
-import re
 import secrets
 import shutil
 import signal
-import socket
-import ssl
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterable
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from ingest.config.reader import Secret
 from ingest.errors import PermanentError
 from tests.servers.dovecot_shapes import DEBIAN_DEFAULT, DovecotShape
+from tests.servers.mail_server import HarnessUsers, MailUser, Ports
+from tests.servers.server_process import (
+    MasterProcess,
+    fast_temp_dir,
+    live_group_members,
+    render,
+    signal_group,
+)
 from tests.servers.tls import TestPki, make_test_pki
 
 TEMPLATES = Path(__file__).with_name("dovecot")
@@ -40,7 +42,6 @@ AUDIENCE = "https://outlook.office365.com"
 DEFAULT_KID = "mock-key-1"
 DEFAULT_APP_ID = "3f0c7a52-6b1e-4d8a-9c2f-ackmail00001"
 INSTALL_HINT = "run tests/servers/install.sh as root (it installs dovecot-imapd dovecot-pop3d)"
-START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
 MAIL_USER = "mail"
 _MAILDIR_SUBS = ("cur", "new", "tmp")
@@ -58,47 +59,6 @@ class TokenTrust:
     public_key_pem: bytes = field(repr=False)
     kid: str = DEFAULT_KID
     audience: str = AUDIENCE
-
-
-@dataclass(frozen=True)
-class MailUser:
-    """A mailbox on the test server; ``password`` is set only for basic-auth users."""
-
-    address: str
-    password: Secret | None = None
-
-
-@dataclass(frozen=True)
-class HarnessUsers:
-    """The three mailboxes every instance has, one per way of logging in."""
-
-    bob: MailUser  # password login (PLAIN / LOGIN)
-    alice: MailUser  # delegated token whose 'upn' is alice
-    shared: MailUser  # granted to the instance's app id (app-only) and to alice (delegated)
-
-    def all(self) -> tuple[MailUser, ...]:
-        """Every user, in a fixed order."""
-        return (self.bob, self.alice, self.shared)
-
-
-@dataclass(frozen=True)
-class Ports:
-    """The four loopback listeners of one instance."""
-
-    imap: int
-    imaps: int
-    pop3: int
-    pop3s: int
-
-    @classmethod
-    def free(cls) -> Ports:
-        """Four distinct ports the kernel says are free now (all held open while choosing)."""
-        sockets = [socket.create_server(("127.0.0.1", 0)) for _ in range(4)]
-        try:
-            return cls(*(s.getsockname()[1] for s in sockets))
-        finally:
-            for sock in sockets:
-                sock.close()
 
 
 def dovecot_binaries(search_path: str | None = None) -> tuple[str, str]:
@@ -128,15 +88,11 @@ def _key_file_name(kid: str) -> str:
     return kid.replace("%", "%25").replace("/", "%2f")
 
 
-def _render(template: str, values: dict[str, str]) -> str:
-    """Replace every @NAME@; an unknown NAME is a KeyError, so no placeholder survives."""
-    return re.sub(r"@([A-Z_0-9]+)@", lambda m: values[m.group(1)], template)
-
-
-class DovecotServer:
+class DovecotServer(MasterProcess):
     """One running Dovecot instance; use as a context manager or call ``stop()``."""
 
-    host = "127.0.0.1"
+    _what = "Dovecot"
+    _error = DovecotHarnessError
 
     def __init__(self, trust: TokenTrust, *, app_id: str = DEFAULT_APP_ID,
                  pki: TestPki | None = None, shape: DovecotShape = DEBIAN_DEFAULT) -> None:
@@ -144,7 +100,7 @@ class DovecotServer:
         self._dovecot_bin, self._doveadm_bin = dovecot_binaries()
         self.trust = trust
         self.app_id = app_id
-        self.root = Path(tempfile.mkdtemp(prefix="ackmail-dovecot-", dir=_fast_temp_dir()))
+        self.root = Path(tempfile.mkdtemp(prefix="ackmail-dovecot-", dir=fast_temp_dir()))
         self.root.chmod(0o711)  # the login, auth and mail processes run as other users
         self.conf = self.root / "dovecot.conf"
         self.ports = Ports.free()
@@ -159,34 +115,11 @@ class DovecotServer:
         self._mail_ids = _mail_ids()
         self._process: subprocess.Popen[bytes] | None = None
         self._sequence = count()
-        try:
-            self._write_instance()
-        except BaseException:
-            shutil.rmtree(self.root, ignore_errors=True)
-            raise
-
-    def __repr__(self) -> str:
-        state = "running" if self.running else "stopped"
-        return f"DovecotServer({state}, {self.ports}, root={str(self.root)!r})"
-
-    def client_context(self) -> ssl.SSLContext:
-        """A client TLS context trusting only this instance's CA."""
-        return self.pki.client_context()
+        self._prepare()
 
     # --- lifecycle
-    def start(self) -> Self:
-        """Start the master in the foreground and wait until every port accepts."""
-        log = (self.root / "log" / "master.out").open("ab")
-        with log:
-            self._process = subprocess.Popen(
-                [self._dovecot_bin, "-F", "-c", str(self.conf)], stdin=subprocess.DEVNULL,
-                stdout=log, stderr=log, start_new_session=True)
-        try:
-            self._wait_until_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    def _command(self) -> list[str]:
+        return [self._dovecot_bin, "-F", "-c", str(self.conf)]
 
     def stop(self) -> None:
         """Stop the instance: SIGTERM (what ``doveadm stop`` sends) to its whole process group.
@@ -200,46 +133,14 @@ class DovecotServer:
             return
         deadline = time.monotonic() + STOP_TIMEOUT
         while process.poll() is None and time.monotonic() < deadline:
-            _signal_group(process.pid, signal.SIGTERM)
+            signal_group(process.pid, signal.SIGTERM)
             time.sleep(0.01)
             if live_group_members(process.pid) == [process.pid]:
                 break
-        _signal_group(process.pid, signal.SIGKILL)
+        signal_group(process.pid, signal.SIGKILL)
         process.wait(STOP_TIMEOUT)
         # A pid file naming a reused pid would make the next start refuse to run.
         (self.root / "base" / "master.pid").unlink(missing_ok=True)
-
-    def restart(self) -> None:
-        """Stop and start again on the same ports, keeping all mail."""
-        self.stop()
-        self.start()
-
-    def close(self) -> None:
-        """Stop and delete the instance directory."""
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    @property
-    def pid(self) -> int | None:
-        """The master's pid (also its process group id), None while stopped."""
-        return None if self._process is None else self._process.pid
-
-    @property
-    def running(self) -> bool:
-        """Whether the master process is alive."""
-        return self._process is not None and self._process.poll() is None
-
-    def __enter__(self) -> Self:
-        return self if self.running else self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-    def log_text(self) -> str:
-        """Dovecot's log (login failures say why here, never on the wire)."""
-        parts = [p.read_text(errors="replace") for p in sorted((self.root / "log").iterdir())]
-        return "".join(parts)
 
     # --- mail
     def deliver(self, user: str, raw: bytes, folder: str = "INBOX") -> None:
@@ -301,7 +202,7 @@ class DovecotServer:
                   "POP3_PORT": str(self.ports.pop3), "POP3S_PORT": str(self.ports.pop3s),
                   "NAMESPACE": self.shape.namespace_block}
         for template in TEMPLATES.iterdir():
-            (self.root / template.name).write_text(_render(template.read_text(), values))
+            (self.root / template.name).write_text(render(template.read_text(), values))
         key_file = self.root / "oauth2-keys/default/RS256" / _key_file_name(self.trust.kid)
         key_file.write_bytes(self.trust.public_key_pem)
         self._write_auth_files()
@@ -316,23 +217,6 @@ class DovecotServer:
             f"{self.app_id}+{self.users.shared.address}:::::::nopassword=y\n")
         (auth / "delegate-grants").write_text(
             f"{self.users.alice.address}+{self.users.shared.address}:::::::nopassword=y\n")
-
-    def _wait_until_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        waiting = list(astuple(self.ports))
-        plain = (self.ports.imap, self.ports.pop3)
-        while waiting:
-            if self._process is None or self._process.poll() is not None:
-                raise DovecotHarnessError(
-                    f"Dovecot exited while starting; its log follows:\n{self.log_text()}")
-            if time.monotonic() > deadline:
-                raise DovecotHarnessError(
-                    f"Dovecot did not accept on ports {waiting} within {START_TIMEOUT:.0f} s; "
-                    f"its log follows:\n{self.log_text()}")
-            waiting = [port for port in waiting
-                       if not _ready(self.host, port, greets=port in plain)]
-            if waiting:
-                time.sleep(0.02)
 
     def _doveadm(self, *args: str, stdin: bytes | None = None) -> str:
         result = subprocess.run([self._doveadm_bin, "-c", str(self.conf), *args], input=stdin,
@@ -362,41 +246,6 @@ class DovecotServer:
         return home / "Maildir"
 
 
-def _fast_temp_dir() -> str:
-    """Memory-backed /dev/shm when there is one: creating a file there takes ~0.02 ms,
-    against ~1 ms on the disk-backed /tmp of a CI VM (5,000 messages: 0.1 s vs 5 s)."""
-    shm = Path("/dev/shm")
-    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else tempfile.gettempdir()
-
-
 def _mail_ids() -> tuple[int, int]:
     entry = pwd.getpwnam(MAIL_USER)
     return entry.pw_uid, entry.pw_gid
-
-
-def live_group_members(pgid: int) -> list[int]:
-    """Pids of the processes (zombies excepted) in process group ``pgid``, from /proc."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            state, _, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
-        except (OSError, ValueError):
-            continue  # the process ended while we looked
-        if int(group) == pgid and state != "Z":
-            members.append(int(stat.parent.name))
-    return sorted(members)
-
-
-def _signal_group(pgid: int, signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signum)
-
-
-def _ready(host: str, port: int, *, greets: bool) -> bool:
-    """Whether the port accepts; on a plain port also whether the greeting arrived, which
-    Dovecot sends only once its auth process is ready."""
-    try:
-        with socket.create_connection((host, port), timeout=1.0) as sock:
-            return not greets or sock.recv(64).startswith((b"* OK", b"+OK"))
-    except OSError:
-        return False

@@ -7,7 +7,7 @@ issuer, e.g. the test identity provider (``pki=`` shares its certificate authori
 proxy is stopped when its test ends, pass or fail.
 
 Both start Dovecot in the folder namespace of ``dovecot_shape``: Debian's packaged default
-unless a test or module runs across the matrix with ``across_shapes``.
+unless a test runs across the matrix (``tests/servers/matrix_fixtures.py``).
 """
 
 from __future__ import annotations
@@ -21,19 +21,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.servers.dovecot import DEFAULT_APP_ID, DEFAULT_KID, DovecotServer, TokenTrust
-from tests.servers.dovecot_shapes import DEBIAN_DEFAULT, SHAPES, DovecotShape
+from tests.servers.dovecot_shapes import DEBIAN_DEFAULT, DovecotShape
 from tests.servers.imap_proxy import ExchangeProxy
+from tests.servers.mail_server import FolderShape
 from tests.servers.tcp_proxy import TcpProxy
 from tests.servers.tls import TestPki
 
 HARNESS_TENANT = "00000000-ac4a-4a11-8000-000000000001"
 # Only compared as a string by Dovecot: nothing listens there.
 HARNESS_ISSUER = f"https://127.0.0.1:8443/{HARNESS_TENANT}/v2.0"
-
-# Mark a test or module with this to run it on every Dovecot shape (the interop matrix).
-across_shapes = pytest.mark.parametrize("dovecot_shape", SHAPES, indirect=True,
-                                        ids=[shape.name for shape in SHAPES])
-
 
 @dataclass(frozen=True)
 class SigningKey:
@@ -82,10 +78,9 @@ def harness_signing_key() -> SigningKey:
 
 
 @pytest.fixture
-def dovecot_shape(request: pytest.FixtureRequest) -> DovecotShape:
+def dovecot_shape(server_shape: FolderShape) -> DovecotShape:
     """The folder namespace Dovecot is started with (``across_shapes`` varies it)."""
-    shape: DovecotShape = getattr(request, "param", DEBIAN_DEFAULT)
-    return shape
+    return server_shape if isinstance(server_shape, DovecotShape) else DEBIAN_DEFAULT
 
 
 @pytest.fixture

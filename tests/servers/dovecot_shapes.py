@@ -1,4 +1,4 @@
-"""The folder namespaces the Dovecot harness can be started with (the interop matrix).
+"""The folder namespaces the Dovecot harness can be started with (part of the interop matrix).
 
 Each shape is how a kind of server names folders: Debian's packaged Dovecot (no namespace
 block: Maildir++ with '.'), Exchange's '/', and Courier's and Cyrus' personal prefix
@@ -10,28 +10,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tests.servers.mail_server import FolderShape
+
 
 @dataclass(frozen=True)
-class DovecotShape:
-    """One folder namespace: the dovecot.conf block, the prefix and the delimiter it gives."""
+class DovecotShape(FolderShape):
+    """One folder namespace and the dovecot.conf block that gives it."""
 
-    name: str
     namespace_block: str
-    prefix: str
-    delimiter: str
-
-    def wire(self, folder: str) -> str:
-        """The server's name of a '/'-separated folder path (INBOX is never prefixed)."""
-        parts = folder.split("/")
-        if parts[0].upper() == "INBOX":
-            return self.delimiter.join(["INBOX", *parts[1:]])
-        return self.prefix + self.delimiter.join(parts)
 
 
-DEBIAN_DEFAULT = DovecotShape("debian-default", "", "", ".")
-SLASH = DovecotShape("slash", "namespace inbox {\n  inbox = yes\n  separator = /\n}\n", "", "/")
+DEBIAN_DEFAULT = DovecotShape("debian-default", "", ".", namespace_block="")
+SLASH = DovecotShape("slash", "", "/",
+                     namespace_block="namespace inbox {\n  inbox = yes\n  separator = /\n}\n")
 INBOX_PREFIX = DovecotShape(
-    "inbox-prefix",
-    'namespace inbox {\n  inbox = yes\n  prefix = INBOX.\n  separator = .\n}\n', "INBOX.", ".")
+    "inbox-prefix", "INBOX.", ".",
+    namespace_block='namespace inbox {\n  inbox = yes\n  prefix = INBOX.\n  separator = .\n}\n')
 
 SHAPES = (DEBIAN_DEFAULT, SLASH, INBOX_PREFIX)

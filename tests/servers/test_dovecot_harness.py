@@ -11,7 +11,6 @@ import contextlib
 import imaplib
 import poplib
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -34,9 +33,9 @@ from tests.servers.dovecot_fixtures import (
     DovecotFactory,
     SigningKey,
     TcpProxyFactory,
-    across_shapes,
     generate_signing_key,
 )
+from tests.servers.matrix_fixtures import across_dovecot_shapes
 from tests.servers.tls import make_test_pki
 
 DELEGATED_CLIENT_ID = "9e5f94bc-e8a4-4e73-b8be-63364c29d753"
@@ -265,7 +264,7 @@ def test_deliver_then_select_counts(imaps: IMAPClient, dovecot: DovecotServer) -
     assert dovecot.list_folder(bob) == 3
 
 
-@across_shapes
+@across_dovecot_shapes
 def test_deliver_many_to_inbox_and_a_subfolder(imaps: IMAPClient, dovecot: DovecotServer) -> None:
     bob = dovecot.users.bob.address
     sent = [message(f"bulk {n}") for n in range(200)]
@@ -279,33 +278,6 @@ def test_deliver_many_to_inbox_and_a_subfolder(imaps: IMAPClient, dovecot: Dovec
     assert dovecot.list_folder(bob, "ackmail/processed") == 5
 
 
-def test_idle_wakes_up_on_delivery(imaps: IMAPClient, dovecot: DovecotServer) -> None:
-    bob = dovecot.users.bob.address
-    imaps.login(bob, bob_password(dovecot))
-    imaps.select_folder("INBOX")
-    imaps.idle()
-    started = time.monotonic()
-    delivery = threading.Thread(target=dovecot.deliver, args=(bob, message("wake up")))
-    delivery.start()
-    responses = imaps.idle_check(timeout=2)
-    latency = time.monotonic() - started
-    delivery.join()
-    imaps.idle_done()
-    assert (1, b"EXISTS") in responses
-    assert latency < 2.0
-
-
-def test_reset_uidvalidity_changes_it(imaps: IMAPClient, dovecot: DovecotServer) -> None:
-    bob = dovecot.users.bob.address
-    dovecot.deliver(bob, message("before"))
-    imaps.login(bob, bob_password(dovecot))
-    before = imaps.select_folder("INBOX")[b"UIDVALIDITY"]
-    imaps.close_folder()
-    new = dovecot.reset_uidvalidity(bob)
-    after = imaps.select_folder("INBOX")[b"UIDVALIDITY"]
-    assert new == after != before
-
-
 def test_reset_uidvalidity_drops_sessions_that_have_the_folder_open(
         imaps: IMAPClient, dovecot: DovecotServer) -> None:
     bob = dovecot.users.bob.address
@@ -316,7 +288,7 @@ def test_reset_uidvalidity_drops_sessions_that_have_the_folder_open(
         imaps.noop()
 
 
-@across_shapes
+@across_dovecot_shapes
 def test_create_folder_is_listed(imaps: IMAPClient, dovecot: DovecotServer) -> None:
     bob = dovecot.users.bob.address
     dovecot.create_folder(bob, "ackmail/quarantine")

@@ -1,4 +1,5 @@
-"""Fixtures for the source and poller tests: mailboxes on the real Dovecot, fast pollers."""
+"""Fixtures for the source and poller tests: mailboxes on the real Dovecot or Cyrus, fast
+pollers."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from tests.auth.conftest import ALICE, APP_ID, APP_SECRET, PUBLIC_ID, SHARED
 from tests.servers.dovecot import DovecotServer
 from tests.servers.dovecot_fixtures import DovecotFactory
 from tests.servers.idp import IdentityProvider
+from tests.servers.mail_server import MailServer
 from tests.sources.mail import SECRET
 
 FAST_RETRY = RetryPolicy(initial_seconds=0.05, cap_seconds=0.3, jitter_seconds=0.05,
@@ -36,7 +38,7 @@ FAST_SOURCE = SourceOptions(batch_size=50, timeout_seconds=10, idle_renew_second
 PIPELINE = PipelineConfig(ParseOptions(), SECRET)
 
 
-def imap_mailbox(server: DovecotServer, **overrides: Any) -> MailboxConfig:
+def imap_mailbox(server: MailServer, **overrides: Any) -> MailboxConfig:
     """bob's INBOX over IMAPS with a password, filing into ackmail/processed."""
     bob = server.users.bob
     box = MailboxConfig(name="approvals", protocol="imap", host=server.host,
@@ -46,7 +48,7 @@ def imap_mailbox(server: DovecotServer, **overrides: Any) -> MailboxConfig:
     return replace(box, **overrides)
 
 
-def pop3_mailbox(server: DovecotServer, **overrides: Any) -> MailboxConfig:
+def pop3_mailbox(server: MailServer, **overrides: Any) -> MailboxConfig:
     """bob's maildrop over POP3S with a password."""
     values: dict[str, Any] = {"protocol": "pop3", "port": server.pop3s_port,
                               "processed_folder": None} | overrides

@@ -17,7 +17,8 @@ from ingest.store.db import read_session
 from ingest.store.models import Checkpoint
 from ingest.timeutil import utcnow
 from tests.servers.dovecot import DovecotServer
-from tests.servers.dovecot_fixtures import across_shapes
+from tests.servers.mail_server import MailServer
+from tests.servers.matrix_fixtures import across_shapes
 from tests.sources.conftest import FAST_SOURCE, PollerFactory, imap_mailbox, running, wait_for
 from tests.sources.mail import message_count, unrelated
 
@@ -38,14 +39,14 @@ class _WaitCounter(ImapSource):
 
 @across_shapes
 def test_idle_records_a_delivery_within_two_seconds(
-        dovecot: DovecotServer, engine: Engine, make_poller: PollerFactory) -> None:
+        mail_server: MailServer, engine: Engine, make_poller: PollerFactory) -> None:
     _WaitCounter.waits = 0
-    bob = dovecot.users.bob.address
-    box = imap_mailbox(dovecot, poll_interval_seconds=3600)
+    bob = mail_server.users.bob.address
+    box = imap_mailbox(mail_server, poll_interval_seconds=3600)
     with running(make_poller(engine, box, registry={**SOURCES, "imap": _WaitCounter})):
         wait_for(lambda: _WaitCounter.waits >= 1, what="the first IDLE")
         time.sleep(0.2)
-        dovecot.deliver(bob, unrelated())
+        mail_server.deliver(bob, unrelated())
         took = wait_for(lambda: message_count(engine) == 1, 10, "the delivery to be recorded")
 
     assert took < 2.0

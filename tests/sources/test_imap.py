@@ -22,12 +22,13 @@ from ingest.store.db import read_session
 from ingest.store.models import Checkpoint, Message, Request, RequestStatus
 from ingest.timeutil import utcnow
 from tests.servers.dovecot import DovecotServer
-from tests.servers.dovecot_fixtures import across_shapes
+from tests.servers.mail_server import MailServer
+from tests.servers.matrix_fixtures import across_all_namespaces, across_shapes
 from tests.sources.conftest import FAST_SOURCE, PollerFactory, imap_mailbox, poll_once
 from tests.sources.mail import SECRET, message_count, reply, request_for, source_keys, unrelated
 
 
-def _flags(server: DovecotServer, folder: str = "INBOX") -> list[tuple[bytes, ...]]:
+def _flags(server: MailServer, folder: str = "INBOX") -> list[tuple[bytes, ...]]:
     bob = server.users.bob
     assert bob.password is not None
     with IMAPClient(server.host, port=server.imaps_port, ssl_context=server.client_context(),
@@ -37,22 +38,22 @@ def _flags(server: DovecotServer, folder: str = "INBOX") -> list[tuple[bytes, ..
         return [data[b"FLAGS"] for data in client.fetch(client.search(), ["FLAGS"]).values()]
 
 
-@across_shapes
+@across_all_namespaces
 def test_poll_once_records_each_message_then_moves_it(
-        dovecot: DovecotServer, engine: Engine, make_poller: PollerFactory) -> None:
+        mail_server: MailServer, engine: Engine, make_poller: PollerFactory) -> None:
     request = request_for(engine)
-    bob = dovecot.users.bob.address
-    dovecot.deliver(bob, reply(request.recipients[0].token))
-    dovecot.deliver_many(bob, [unrelated() for _ in range(4)])
-    box = imap_mailbox(dovecot)
+    bob = mail_server.users.bob.address
+    mail_server.deliver(bob, reply(request.recipients[0].token))
+    mail_server.deliver_many(bob, [unrelated() for _ in range(4)])
+    box = imap_mailbox(mail_server)
 
     summary = poll_once(make_poller, engine, box)
 
     (result,) = summary.mailboxes
     assert (result.processed, result.ignored, result.quarantined, result.error) == (1, 4, 0, None)
-    assert dovecot.list_folder(bob) == 0
-    assert dovecot.list_folder(bob, "ackmail/processed") == 5
-    uidvalidity = dovecot.uidvalidity(bob)
+    assert mail_server.list_folder(bob) == 0
+    assert mail_server.list_folder(bob, "ackmail/processed") == 5
+    uidvalidity = mail_server.uidvalidity(bob)
     assert sorted(source_keys(engine)) == sorted(
         f"imap:INBOX:{uidvalidity}:{uid}" for uid in range(1, 6))
     with read_session(engine) as session:
@@ -109,19 +110,19 @@ def test_fetch_comes_in_batches_in_uid_order(
 
 @across_shapes
 def test_quarantined_messages_go_to_the_quarantine_folder(
-        dovecot: DovecotServer, sqlite_engine: Engine, make_poller: PollerFactory) -> None:
-    bob = dovecot.users.bob.address
-    dovecot.deliver(bob, unrelated())
-    dovecot.deliver(bob, unrelated() + b"x" * 6000)  # over the parse limit below
-    box = imap_mailbox(dovecot, quarantine_folder="ackmail/quarantine")
+        mail_server: MailServer, sqlite_engine: Engine, make_poller: PollerFactory) -> None:
+    bob = mail_server.users.bob.address
+    mail_server.deliver(bob, unrelated())
+    mail_server.deliver(bob, unrelated() + b"x" * 6000)  # over the parse limit below
+    box = imap_mailbox(mail_server, quarantine_folder="ackmail/quarantine")
     strict = PipelineConfig(ParseOptions(limits=ParseLimits(max_bytes=5000)), SECRET)
 
     summary = poll_once(make_poller, sqlite_engine, box, pipeline=strict)
 
     assert (summary.mailboxes[0].ignored, summary.mailboxes[0].quarantined) == (1, 1)
-    assert dovecot.list_folder(bob, "ackmail/processed") == 1
-    assert dovecot.list_folder(bob, "ackmail/quarantine") == 1
-    assert dovecot.list_folder(bob) == 0
+    assert mail_server.list_folder(bob, "ackmail/processed") == 1
+    assert mail_server.list_folder(bob, "ackmail/quarantine") == 1
+    assert mail_server.list_folder(bob) == 0
 
 
 class _NoMove(ImapSource):
@@ -134,27 +135,28 @@ class _NoMove(ImapSource):
 
 @across_shapes
 def test_without_move_messages_are_copied_flagged_and_expunged(
-        dovecot: DovecotServer, sqlite_engine: Engine, make_poller: PollerFactory) -> None:
-    bob = dovecot.users.bob.address
-    dovecot.deliver_many(bob, [unrelated() for _ in range(3)])
+        mail_server: MailServer, sqlite_engine: Engine, make_poller: PollerFactory) -> None:
+    bob = mail_server.users.bob.address
+    mail_server.deliver_many(bob, [unrelated() for _ in range(3)])
 
-    summary = poll_once(make_poller, sqlite_engine, imap_mailbox(dovecot),
+    summary = poll_once(make_poller, sqlite_engine, imap_mailbox(mail_server),
                         registry={**SOURCES, "imap": _NoMove})
 
     assert summary.mailboxes[0].ignored == 3
-    assert (dovecot.list_folder(bob), dovecot.list_folder(bob, "ackmail/processed")) == (0, 3)
+    assert (mail_server.list_folder(bob),
+            mail_server.list_folder(bob, "ackmail/processed")) == (0, 3)
 
 
 @across_shapes
 def test_a_new_uidvalidity_rescans_without_recording_twice(
-        dovecot: DovecotServer, engine: Engine, make_poller: PollerFactory) -> None:
-    bob = dovecot.users.bob.address
-    dovecot.deliver_many(bob, [unrelated() for _ in range(4)])
-    box = imap_mailbox(dovecot, processed_folder=None)  # flag mode: the messages stay
+        mail_server: MailServer, engine: Engine, make_poller: PollerFactory) -> None:
+    bob = mail_server.users.bob.address
+    mail_server.deliver_many(bob, [unrelated() for _ in range(4)])
+    box = imap_mailbox(mail_server, processed_folder=None)  # flag mode: the messages stay
     poll_once(make_poller, engine, box)
 
-    new_uidvalidity = dovecot.reset_uidvalidity(bob)
-    dovecot.deliver(bob, unrelated())
+    new_uidvalidity = mail_server.reset_uidvalidity(bob)
+    mail_server.deliver(bob, unrelated())
     summary = poll_once(make_poller, engine, box)
 
     assert (summary.mailboxes[0].duplicates, summary.mailboxes[0].ignored) == (4, 1)

@@ -13,7 +13,8 @@ from ingest.sources.connect import ServerRefused
 from ingest.sources.imap import ImapSource
 from ingest.sources.imap_folders import FolderNameInvalid, Namespace, wire_name, wire_names
 from tests.servers.dovecot import DovecotServer
-from tests.servers.dovecot_fixtures import across_shapes
+from tests.servers.mail_server import MailServer
+from tests.servers.matrix_fixtures import across_all_namespaces, across_servers
 from tests.sources.conftest import FAST_SOURCE, PollerFactory, imap_mailbox, poll_once
 from tests.sources.mail import unrelated
 
@@ -21,8 +22,8 @@ DOT = Namespace("", ".")
 PREFIXED = Namespace("INBOX.", ".")
 
 
-def _box(dovecot: DovecotServer, **overrides: object) -> ImapSource:
-    return ImapSource(SourceContext(imap_mailbox(dovecot, **overrides),
+def _box(server: MailServer, **overrides: object) -> ImapSource:
+    return ImapSource(SourceContext(imap_mailbox(server, **overrides),
                                     TokenProviders(Path("/nonexistent"), None),
                                     lambda keys: set(), FAST_SOURCE))
 
@@ -59,22 +60,23 @@ def test_a_dot_in_a_level_is_refused_at_start_naming_folder_and_delimiter(
         source.connect()
 
 
-@across_shapes
+@across_all_namespaces
 def test_nested_non_ascii_destinations_are_created_with_their_parents(
-        dovecot: DovecotServer, sqlite_engine: Engine, make_poller: PollerFactory) -> None:
-    bob = dovecot.users.bob.address
-    dovecot.deliver_many(bob, [unrelated() for _ in range(2)])
-    box = imap_mailbox(dovecot, processed_folder="ackmail/geprüft/2026")
+        mail_server: MailServer, sqlite_engine: Engine, make_poller: PollerFactory) -> None:
+    bob = mail_server.users.bob.address
+    mail_server.deliver_many(bob, [unrelated() for _ in range(2)])
+    box = imap_mailbox(mail_server, processed_folder="ackmail/geprüft/2026")
 
     summary = poll_once(make_poller, sqlite_engine, box)
 
     assert summary.mailboxes[0].error is None
-    assert dovecot.list_folder(bob) == 0
-    assert dovecot.list_folder(bob, "ackmail/geprüft/2026") == 2
+    assert mail_server.list_folder(bob) == 0
+    assert mail_server.list_folder(bob, "ackmail/geprüft/2026") == 2
 
 
-def test_a_refused_create_names_the_command_and_the_folder(dovecot: DovecotServer) -> None:
-    # Dovecot refuses names over its 255-byte limit, whatever the shape.
-    source = _box(dovecot, processed_folder="ackmail/" + "x" * 300)
-    with pytest.raises(ServerRefused, match=r"refused CREATE of folder '[^']*x{300}'"):
+@across_servers
+def test_a_refused_create_names_the_command_and_the_folder(mail_server: MailServer) -> None:
+    # Over both servers' limits: Dovecot's 255 bytes a level, Cyrus' 490 a name.
+    source = _box(mail_server, processed_folder="ackmail/" + "x" * 600)
+    with pytest.raises(ServerRefused, match=r"refused CREATE of folder '[^']*x{600}'"):
         source.connect()

@@ -1,11 +1,15 @@
-"""POP3 against the real Dovecot: UIDL identity, delete_after only after commit, XOAUTH2."""
+"""POP3 against the real Dovecot (and Cyrus' pop3d): UIDL identity, delete_after only after
+commit, XOAUTH2."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import ClassVar
 
+import pytest
 from sqlalchemy import Engine, select
 
 from ingest.auth import TokenProviders
@@ -16,9 +20,13 @@ from ingest.sources.registry import SOURCES
 from ingest.store.db import read_session
 from ingest.store.models import Checkpoint
 from tests.auth.conftest import sign_in_by_device_code
+from tests.servers.cyrus_fixtures import CyrusFactory
 from tests.servers.dovecot import DovecotServer
 from tests.servers.idp import IdentityProvider
+from tests.servers.mail_server import MailServer
+from tests.servers.matrix_fixtures import across_servers
 from tests.sources.conftest import (
+    FAST_RETRY,
     OAuthMailbox,
     PollerFactory,
     poll_once,
@@ -26,34 +34,36 @@ from tests.sources.conftest import (
     running,
     wait_for,
 )
-from tests.sources.mail import message_count, source_keys, unrelated
+from tests.sources.mail import event_types, message_count, source_keys, unrelated
 
 
+@across_servers
 def test_messages_are_read_once_by_uidl_and_kept_without_delete_after(
-        dovecot: DovecotServer, engine: Engine, make_poller: PollerFactory) -> None:
-    bob = dovecot.users.bob.address
-    dovecot.deliver_many(bob, [unrelated() for _ in range(3)])
-    box = pop3_mailbox(dovecot)
+        mail_server: MailServer, engine: Engine, make_poller: PollerFactory) -> None:
+    bob = mail_server.users.bob.address
+    mail_server.deliver_many(bob, [unrelated() for _ in range(3)])
+    box = pop3_mailbox(mail_server)
 
     first = poll_once(make_poller, engine, box)
-    dovecot.deliver(bob, unrelated())
+    mail_server.deliver(bob, unrelated())
     second = poll_once(make_poller, engine, box)
 
     assert (first.mailboxes[0].ignored, second.mailboxes[0].ignored) == (3, 1)
     assert second.mailboxes[0].duplicates == 0  # recorded UIDLs are not retrieved again
-    assert dovecot.list_folder(bob) == 4
+    assert mail_server.list_folder(bob) == 4
     assert all(key.startswith("pop3:") for key in source_keys(engine))
 
 
+@across_servers
 def test_delete_after_removes_messages_once_recorded(
-        dovecot: DovecotServer, sqlite_engine: Engine, make_poller: PollerFactory) -> None:
-    bob = dovecot.users.bob.address
-    dovecot.deliver_many(bob, [unrelated() for _ in range(3)])
+        mail_server: MailServer, sqlite_engine: Engine, make_poller: PollerFactory) -> None:
+    bob = mail_server.users.bob.address
+    mail_server.deliver_many(bob, [unrelated() for _ in range(3)])
 
-    summary = poll_once(make_poller, sqlite_engine, pop3_mailbox(dovecot, delete_after=True))
+    summary = poll_once(make_poller, sqlite_engine, pop3_mailbox(mail_server, delete_after=True))
 
     assert summary.mailboxes[0].ignored == 3
-    assert (dovecot.list_folder(bob), message_count(sqlite_engine)) == (0, 3)
+    assert (mail_server.list_folder(bob), message_count(sqlite_engine)) == (0, 3)
 
 
 class _DeleFailsOnce(Pop3Source):
@@ -118,3 +128,26 @@ def test_received_at_is_the_first_received_header() -> None:
 
     assert received_at(raw) == datetime(2026, 11, 3, 8, 0, 5, tzinfo=UTC)
     assert received_at(b"Subject: no trace\r\n\r\nbody\r\n") is None
+
+
+def test_a_login_delay_is_waited_out_not_taken_for_a_wrong_password(
+        cyrus_factory: CyrusFactory, sqlite_engine: Engine, make_poller: PollerFactory,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # Debian's imapd.conf: one POP3 login a minute ("-ERR [LOGIN-DELAY] Logins must be at
+    # least 1 minute apart", CAPA "LOGIN-DELAY 60").
+    server = cyrus_factory(settings={"popminpoll": "1"})
+    bob = server.users.bob.address
+    server.deliver(bob, unrelated())
+    box = pop3_mailbox(server)
+    poll_once(make_poller, sqlite_engine, box)
+    server.deliver(bob, unrelated())
+
+    with caplog.at_level(logging.WARNING):
+        again = poll_once(make_poller, sqlite_engine, box,
+                          retry=replace(FAST_RETRY, throttle_cap_seconds=0.5, once_attempts=2))
+
+    error = again.mailboxes[0].error or ""
+    assert "allows a POP3 login only every 60 s" in error and "poll_interval" in error
+    assert "suggests waiting 60.0 s; waiting 0.5 s" in caplog.text
+    assert "auth.failed" not in event_types(sqlite_engine)
+    assert message_count(sqlite_engine) == 1
