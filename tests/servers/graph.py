@@ -28,7 +28,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote, urlsplit
 
 import jwt
@@ -165,9 +164,9 @@ class GraphServer:
 
     def throttle_next(self, count: int, retry_after: float, status: int = 429) -> None:
         """Graph's answers when Exchange throttles an app (429) or is busy (503)."""
-        code, text = ((("ApplicationThrottled", "Application is over its MailboxConcurrency "
+        code, text = (("ApplicationThrottled", "Application is over its MailboxConcurrency "
                         "limit.") if status == 429 else
-                       ("ServiceUnavailable", "The service is temporarily unavailable.")))
+                       ("ServiceUnavailable", "The service is temporarily unavailable."))
         self.fail_next(count, status, code, text, retry_after=retry_after)
 
     def scope_app(self, app_id: str, mailboxes: set[str]) -> None:

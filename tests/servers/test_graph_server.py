@@ -165,8 +165,8 @@ def test_a_delegated_token_opens_only_the_users_own_mailbox(
         graph: GraphServer, idp: IdentityProvider, tmp_path: Path) -> None:
     idp.register_client(PUBLIC_ID)
     idp.auto_approve_as = ALICE
-    app = msal.PublicClientApplication(PUBLIC_ID, authority=idp.authority, http_client=_session(idp),
-                                             instance_discovery=False)
+    app = msal.PublicClientApplication(PUBLIC_ID, authority=idp.authority,
+                                       http_client=_session(idp), instance_discovery=False)
     flow = app.initiate_device_flow(["https://graph.microsoft.com/Mail.ReadWrite"])
     token = app.acquire_token_by_device_flow(flow)["access_token"]
     assert Client(graph, idp, token, ALICE).get("/mailFolders/inbox").status_code == 200
