@@ -76,7 +76,7 @@ class SeenRequest:
     """One request the server answered (what tests assert on; no tokens)."""
 
     method: str
-    path: str
+    path: str  # with its query
     status: int
     at: float
     prefer: str
@@ -201,7 +201,7 @@ class GraphServer:
         except GraphFault as fault:
             reply = error_reply(fault.status, fault.code, fault.message, fault.headers)
         with self._lock:
-            self._requests.append(SeenRequest(request.method, request.path, reply.status,
+            self._requests.append(SeenRequest(request.method, request.target, reply.status,
                                               time.monotonic(), request.header("Prefer")))
         return reply
 

@@ -25,6 +25,7 @@ class GraphRequest:
     method: str
     path: str
     query: dict[str, str]
+    target: str  # the path with its query, as sent
     headers: dict[str, str] = field(repr=False)
     body: bytes = field(default=b"", repr=False)
 
@@ -109,7 +110,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         url = urlsplit(self.path)
         body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
-        request = GraphRequest(self.command, url.path, dict(parse_qsl(url.query)),
+        request = GraphRequest(self.command, url.path, dict(parse_qsl(url.query)), self.path,
                                {k.lower(): v for k, v in self.headers.items()}, body)
         reply = self.server.handle(request)
         self.send_response(reply.status)
