@@ -54,9 +54,9 @@ class FaultRun:
         planned = self.scene.backlog.plan(self.rng, count)
         if live:
             for message in planned:
-                self.scene.dovecot.deliver(self.scene.user, message.raw)
+                self.scene.server.deliver(self.scene.user, message.raw)
         else:
-            self.scene.dovecot.deliver_many(self.scene.user, [p.raw for p in planned])
+            self.scene.server.deliver_many(self.scene.user, [p.raw for p in planned])
         return planned
 
     def recorded(self) -> int:
@@ -85,7 +85,7 @@ class FaultRun:
     def drained(self) -> None:
         """Wait until every message delivered so far is recorded and out of the INBOX."""
         self.wait_until(lambda: self.recorded() == len(self.scene.backlog.messages)
-                        and self.scene.dovecot.list_folder(self.scene.user) == 0,
+                        and self.scene.server.list_folder(self.scene.user) == 0,
                         "the INBOX to be drained", self._budget())
 
     def settle(self) -> None:

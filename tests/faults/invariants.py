@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, func, select
 
@@ -34,11 +34,26 @@ from ingest.store.models import (
 )
 from tests.faults.backlog import Backlog
 from tests.faults.installation import HOOKS, PROCESSED
-from tests.servers.dovecot import DovecotServer
 from tests.servers.http_receiver import HttpReceiver
 
 DECISION_EVENTS = tuple(f"request.{status}" for status in RequestStatus)
 SHOWN_PER_KIND = 10
+
+
+class MailServer(Protocol):
+    """The test mail server a fault run delivers to and looks into (Dovecot, or Graph)."""
+
+    def deliver(self, user: str, raw: bytes) -> object:
+        """Deliver one message to ``user``'s inbox as an MTA would."""
+        ...
+
+    def deliver_many(self, user: str, messages: list[bytes]) -> int:
+        """Put a backlog into ``user``'s inbox."""
+        ...
+
+    def list_folder(self, user: str, folder: str = ...) -> int:
+        """How many messages ``folder`` (the inbox by default) holds."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -47,7 +62,7 @@ class Scene:
 
     engine: Engine
     backlog: Backlog
-    dovecot: DovecotServer
+    server: MailServer
     user: str
     receiver: HttpReceiver
     note: str  # the seed and scale, so a failure can be replayed
@@ -64,8 +79,8 @@ def outstanding(scene: Scene) -> str | None:
     left = [f"{count} {what}" for count, what in (
         (len(scene.backlog.messages) - recorded, "messages to record"),
         (events, "events for the rules"), (undelivered, "outcomes to deliver")) if count]
-    if not left:  # only then ask Dovecot: each question is a doveadm process
-        waiting = scene.dovecot.list_folder(scene.user)
+    if not left:  # only then ask the server (Dovecot: each question is a doveadm process)
+        waiting = scene.server.list_folder(scene.user)
         left = [f"{waiting} messages in the INBOX"] if waiting else []
     return ", ".join(left) or None
 
@@ -126,8 +141,8 @@ def _recorded_once(scene: Scene, messages: list[Message]) -> list[str]:
 
 
 def _mailbox_empty(scene: Scene) -> list[str]:
-    waiting = scene.dovecot.list_folder(scene.user)
-    filed = scene.dovecot.list_folder(scene.user, PROCESSED)
+    waiting = scene.server.list_folder(scene.user)
+    filed = scene.server.list_folder(scene.user, PROCESSED)
     found = [f"{waiting} message(s) are still in the INBOX"] if waiting else []
     if filed != len(scene.backlog.messages):
         found.append(f"'{PROCESSED}' holds {filed} messages, not the "

@@ -78,5 +78,5 @@ def _break_the_database(run: FaultRun) -> list[str]:
 
 
 def _leave_mail_behind(run: FaultRun) -> str:
-    run.scene.dovecot.deliver_many(run.scene.user, [unrelated("left behind ")])
+    run.scene.server.deliver_many(run.scene.user, [unrelated("left behind ")])
     return "1 message(s) are still in the INBOX"

@@ -3,7 +3,8 @@
 Each round starts a poller and kills it (SIGKILL, no chance to clean up) at a point drawn
 from the seed: while it starts and logs in, after a random number of messages, or while
 its dispatcher is delivering webhooks. A last ``poll --once`` then drains what is left,
-and every guarantee is checked. Runs on SQLite and on PostgreSQL, on every Dovecot shape.
+and every guarantee is checked. Runs on SQLite and on PostgreSQL, on every Dovecot shape,
+and through Microsoft Graph (the Graph test server).
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ from sqlalchemy import func, select
 
 from ingest.store.db import read_session
 from ingest.store.models import Outcome, OutcomeStatus
+from tests.auth.conftest import APP_ID, APP_SECRET, SHARED
 from tests.faults.conftest import MakeRun
 from tests.faults.harness import FaultRun
-from tests.faults.installation import LEASE_SECONDS, password_mailbox
+from tests.faults.installation import LEASE_SECONDS, graph_mailbox, password_mailbox
 from tests.faults.scale import FaultScale
 from tests.servers.ackmail_process import AckmailProcess
 from tests.servers.dovecot import DovecotServer
 from tests.servers.dovecot_fixtures import across_shapes
+from tests.servers.graph import GraphServer
+from tests.servers.idp import IdentityProvider
 
 STARTUP_SECONDS = 2.5  # python start, config, login: a kill in here lands before any message
 DISPATCH_WAIT_SECONDS = 12.0  # the poller's dispatcher runs every 5 s
@@ -67,11 +71,8 @@ def _points(run: FaultRun, kills: int) -> list[str]:
     return chosen
 
 
-@across_shapes
-def test_sigkill_at_random_points_records_decides_and_delivers_everything_once(
-        make_run: MakeRun, dovecot: DovecotServer, scale: FaultScale) -> None:
-    run = make_run(dovecot, password_mailbox(dovecot, dovecot.imaps_port),
-                   messages=scale.backlog)
+def _kill_and_drain(run: FaultRun, scale: FaultScale) -> None:
+    """Deliver the backlog, kill pollers at seeded points, drain it once more, check."""
     run.deliver(scale.backlog)
     killed: set[int] = set()
     rounds: list[str] = []
@@ -93,3 +94,19 @@ def test_sigkill_at_random_points_records_decides_and_delivers_everything_once(
     print("\n".join(rounds), f"\n{released} outcome leases released")
     assert last.code == 0, f"{last.describe()}\n({run.note}; rounds: {rounds})"
     run.check()
+
+
+@across_shapes
+def test_sigkill_at_random_points_records_decides_and_delivers_everything_once(
+        make_run: MakeRun, dovecot: DovecotServer, scale: FaultScale) -> None:
+    run = make_run(dovecot, password_mailbox(dovecot, dovecot.imaps_port),
+                   messages=scale.backlog)
+    _kill_and_drain(run, scale)
+
+
+def test_sigkill_of_a_microsoft_graph_poller_records_decides_and_delivers_everything_once(
+        make_run: MakeRun, graph: GraphServer, idp: IdentityProvider, scale: FaultScale) -> None:
+    idp.register_client(APP_ID, secret=APP_SECRET)
+    run = make_run(graph, graph_mailbox(graph, idp, APP_ID, APP_SECRET),
+                   messages=scale.backlog, user=SHARED)
+    _kill_and_drain(run, scale)
