@@ -120,9 +120,12 @@ def _permission(claims: dict[str, Any], subject: AuthSubject, now: datetime) -> 
         return None
     kind = "application" if claim == "roles" else "delegated"
     api = "Microsoft Graph" if subject.protocol == "graph" else "Office 365 Exchange Online"
+    # Exchange's RBAC for Applications grants Graph mail access without a role in the token.
+    rbac = (f', or assign it in Exchange Online (New-ManagementRoleAssignment -Role '
+            f'"Application {wanted}")' if subject.protocol == "graph" and claim == "roles" else "")
     return Finding(f"the token lacks {wanted} in {claim}",
                    f"add the {api} {kind} permission {wanted} to the app and grant admin "
-                   "consent")
+                   f"consent{rbac}")
 
 
 def _account(claims: dict[str, Any], subject: AuthSubject, now: datetime) -> Finding | None:

@@ -14,7 +14,9 @@ an invalidated token), ``GET .../messages/$count``, ``GET /messages/{id}/$value`
 
 Tests steer faults with plain methods: ``fail_next`` (429/503 with Retry-After, ...),
 ``revoke_seen_tokens`` (the next request with a token already used answers 401),
-``scope_app`` (403 ErrorAccessDenied outside the app's mailboxes), ``invalidate_delta``;
+``scope_app`` (an application access policy: 403 ErrorAccessDenied outside the app's
+mailboxes), ``assign_rbac`` (RBAC for Applications: access without the token role),
+``invalidate_delta``;
 and read ``max_in_flight`` (Exchange's MailboxConcurrency limit of 4 is enforced: a
 fifth concurrent request on a mailbox answers 429 ApplicationThrottled).
 """
@@ -94,6 +96,7 @@ class GraphServer:
         self._in_flight: dict[str, int] = {}
         self._faults: list[Fault] = []
         self._scopes: dict[str, frozenset[str]] = {}
+        self._rbac: dict[str, frozenset[str]] = {}
         self._seen_tokens: set[str] = set()
         self._revoked: set[str] = set()
         self._requests: list[SeenRequest] = []
@@ -170,9 +173,16 @@ class GraphServer:
         self.fail_next(count, status, code, text, retry_after=retry_after)
 
     def scope_app(self, app_id: str, mailboxes: set[str]) -> None:
-        """RBAC for Applications: the app reaches only these mailboxes."""
+        """An application access policy (RestrictAccess): the app's Mail.ReadWrite role
+        reaches only these mailboxes."""
         with self._lock:
             self._scopes[app_id] = frozenset(m.lower() for m in mailboxes)
+
+    def assign_rbac(self, app_id: str, mailboxes: set[str]) -> None:
+        """RBAC for Applications ("Application Mail.ReadWrite" on a scope): the app reaches
+        these mailboxes whatever its token's roles say."""
+        with self._lock:
+            self._rbac[app_id] = frozenset(m.lower() for m in mailboxes)
 
     def revoke_seen_tokens(self) -> None:
         """Every access token used so far is refused (401) from now on."""
@@ -241,9 +251,10 @@ class GraphServer:
                                  "Access token has expired or is not yet valid.")
             self._seen_tokens.add(claims["uti"])
             scope = self._scopes.get(str(claims.get("appid")))
+            assigned = upn.lower() in self._rbac.get(str(claims.get("appid")), ())
         if claims.get("idtyp") == "app":
-            allowed = MAIL_PERMISSION in claims.get("roles", ()) and (
-                scope is None or upn.lower() in scope)
+            allowed = assigned or (MAIL_PERMISSION in claims.get("roles", ()) and (
+                scope is None or upn.lower() in scope))
         else:
             allowed = MAIL_PERMISSION in str(claims.get("scp", "")).split() and \
                 str(claims.get("upn", "")).lower() == upn.lower()

@@ -215,8 +215,24 @@ def test_an_app_without_mail_readwrite_is_told_to_add_the_graph_permission(
 
     [event] = _auth_events(sqlite_engine)
     assert "the token lacks Mail.ReadWrite in roles" in event.payload["cause"]
-    assert event.payload["fix"] == ("add the Microsoft Graph application permission "
-                                   "Mail.ReadWrite to the app and grant admin consent")
+    assert event.payload["fix"] == (
+        "add the Microsoft Graph application permission Mail.ReadWrite to the app and grant "
+        'admin consent, or assign it in Exchange Online (New-ManagementRoleAssignment -Role '
+        '"Application Mail.ReadWrite")')
+
+
+def test_an_app_assigned_the_mailbox_by_rbac_for_applications_needs_no_token_role(
+        graph: GraphServer, graph_mailbox: GraphMailbox, idp: IdentityProvider,
+        sqlite_engine: Engine, make_poller: PollerFactory,
+        token_providers: TokenProviders) -> None:
+    idp.graph_grants = {"roles": []}  # no tenant-wide consent: Exchange's RBAC grants it
+    graph.assign_rbac(APP_ID, {SHARED})
+    graph.deliver(SHARED, unrelated())
+
+    summary = _poll(make_poller, sqlite_engine, token_providers, graph_mailbox())
+
+    assert (summary.ignored, summary.error) == (1, None)
+    assert graph.list_folder(SHARED, PROCESSED) == 1
 
 
 def test_the_poll_interval_is_waited_between_delta_queries(
