@@ -59,6 +59,16 @@ def decode_claims(access_token: str | Secret) -> dict[str, Any]:
     return claims
 
 
+def claims_of(token: Secret | None) -> dict[str, Any]:
+    """A refused token's claims for a diagnosis; empty without a token or for an opaque one."""
+    if token is None:
+        return {}
+    try:
+        return decode_claims(token)
+    except MalformedToken:
+        return {}
+
+
 @dataclass(frozen=True)
 class Finding:
     """One reason a server may refuse the token, and what to do about it."""

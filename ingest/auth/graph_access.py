@@ -9,13 +9,10 @@ application access policy), or a delegated user has no access to another's mailb
 
 from __future__ import annotations
 
-from typing import Any
-
 from ingest.auth.base import AuthKind, AuthSubject
 from ingest.auth.claims import (
     APP_PERMISSION,
-    MalformedToken,
-    decode_claims,
+    claims_of,
     shown_claims,
     token_findings,
     token_kind,
@@ -39,15 +36,6 @@ DELEGATE_STEP = ("give the signed-in user access: Add-MailboxPermission -Identit
                  "address")
 
 
-def _claims(token: Secret | None) -> dict[str, Any]:
-    if token is None:
-        return {}
-    try:
-        return decode_claims(token)
-    except MalformedToken:
-        return {}
-
-
 def _fill(subject: AuthSubject) -> dict[str, str]:
     return {"username": subject.username, "account": subject.account,
             "client_id": subject.oauth.client_id if subject.oauth else "<app id>"}
@@ -57,7 +45,7 @@ def graph_denied(box: MailboxConfig, token: Secret | None, code: str,
                  message: str) -> AuthError:
     """The AuthError for a 403: a missing permission, or the app or user not let in."""
     subject = AuthSubject.of_mailbox(box)
-    claims = _claims(token)
+    claims = claims_of(token)
     said = f"403 {code}: {message}".strip()
     findings = token_findings(claims, subject) if claims else []
     if findings:
@@ -83,7 +71,7 @@ def graph_token_refused(box: MailboxConfig, token: Secret | None, code: str,
                         message: str) -> AuthError:
     """The AuthError for a fresh token Graph still refused (401)."""
     subject = AuthSubject.of_mailbox(box)
-    claims = _claims(token)
+    claims = claims_of(token)
     findings = token_findings(claims, subject) if claims else []
     reasons = "".join(f": {found.text}" for found in findings[:1])
     fix = findings[0].fix if findings else (
