@@ -25,6 +25,7 @@ import logging
 import ssl
 import threading
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -43,6 +44,7 @@ from ingest.sources.connect import (
     ServerRefused,
     ServerThrottled,
 )
+from ingest.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ CONCURRENCY = 4  # Exchange Online's MailboxConcurrency limit for Graph
 THROTTLE_ATTEMPTS = 4
 LONGEST_PAUSE_HERE = 60.0  # seconds; a longer Retry-After goes to the poller's backoff
 _BUSY = frozenset({429, 502, 503, 504})
+_TOKEN_MARGIN = timedelta(minutes=2)
 # Ask for ids that survive a move, so a message's source key stays the same.
 IMMUTABLE_IDS = 'IdType="ImmutableId"'
 
@@ -97,9 +100,10 @@ class GraphClient:
             self.session.verify = str(box.ca_file)
 
     def token(self) -> AccessToken:
-        """The access token requests carry (fetched on first use, kept until refused)."""
+        """The access token requests carry: kept until refused or about to expire (a
+        session lasts as long as the poller runs; MSAL renews it from its cache)."""
         with self._token_lock:
-            if self._token is None:
+            if self._token is None or self._token.expires_within(_TOKEN_MARGIN, utcnow()):
                 self._token = self._provider.token()
             return self._token
 
