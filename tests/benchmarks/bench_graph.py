@@ -182,7 +182,7 @@ def report_graph(databases: Databases, workdir: Path, count: int, matched: float
                       f"{ratios[dialect][-1]:.1%}", flush=True)
         _print_row("graph raw", raws, "")
         for dialect in DIALECTS:
-            _print_row(f"graph {dialect[:6]}", results[dialect],
+            _print_row(f"graph {dialect}", results[dialect],
                        f"{statistics.median(ratios[dialect]):6.1%} of graph raw")
         if deliveries:
             latencies = bench.latency(databases.fresh("sqlite"), deliveries)
