@@ -1,22 +1,19 @@
 """``ackmail check``: test a mailbox step by step and name the step that fails, with the fix.
 
 The steps follow a connection's life: DNS, TCP connect, TLS (or the greeting then
-STARTTLS), the token (or password), the login, the folder, the message count. Each
+STARTTLS), the token (or password), the login, the folder, the message count (for a
+Microsoft Graph mailbox: the token, the mailbox, the folder; check_graph.py). Each
 is its own small function; the first failure ends the check. Nothing here prints or
 returns a secret: a refused token is described by its claims, never shown.
 """
 
 from __future__ import annotations
 
-import poplib
 import socket
 import ssl
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
 from typing import Any
-
-from imapclient import IMAPClient
 
 from ingest.auth import (
     LoginCredentials,
@@ -28,6 +25,8 @@ from ingest.auth import (
     explain_token,
 )
 from ingest.auth.claims import MalformedToken
+from ingest.check_base import CheckReport, Probe, Step, StepFailed, StepResult
+from ingest.check_graph import GRAPH_STEPS
 from ingest.config import MailboxConfig
 from ingest.config.reader import Secret
 from ingest.errors import AckmailError
@@ -35,89 +34,25 @@ from ingest.net.tls import explain_certificate
 from ingest.sources.connect import boundary, tls_context
 from ingest.sources.imap_folders import FolderNameInvalid, server_namespace, wire_name
 from ingest.sources.imap_session import (
-    close_imap,
     imap_authenticate,
     imap_greeting,
     imap_starttls,
 )
 from ingest.sources.pop3_session import (
-    close_pop3,
     pop3_authenticate,
     pop3_greeting,
     pop3_stls,
 )
 from ingest.timeutil import utcnow
 
-
-class StepFailed(AckmailError):
-    """A check step failed; ``notes`` add detail lines (e.g. what the token lacks)."""
-
-    def __init__(self, message: str, notes: tuple[str, ...] = ()) -> None:
-        super().__init__(message)
-        self.notes = notes
+__all__ = ["CheckReport", "StepResult", "check_mailbox", "steps_for"]
 
 
-@dataclass(frozen=True)
-class StepResult:
-    """One line of the report."""
-
-    step: str
-    ok: bool
-    detail: str
-    notes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class CheckReport:
-    """Every step run for one mailbox, in order; the last one failed unless ``ok``."""
-
-    mailbox: str
-    steps: tuple[StepResult, ...]
-
-    @property
-    def ok(self) -> bool:
-        return all(step.ok for step in self.steps)
-
-    @property
-    def failed_step(self) -> str | None:
-        return next((step.step for step in self.steps if not step.ok), None)
-
-    def lines(self) -> list[str]:
-        """The report as text, one line per step (and its notes)."""
-        out = [f"mailbox '{self.mailbox}'"]
-        for step in self.steps:
-            out.append(f"  {'ok' if step.ok else 'FAILED':<7}{step.step:<13}{step.detail}")
-            out += [f"{'':<22}- {note}" for note in step.notes]
-        return out
-
-
-@dataclass
-class _Probe:
-    """What the steps of one check share: the mailbox, and the connection being built."""
-
-    box: MailboxConfig
-    providers: TokenProviders
-    timeout: float
-    imap: IMAPClient | None = None
-    pop: poplib.POP3 | None = None
-    credentials: LoginCredentials | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def close(self) -> None:
-        if self.imap is not None:
-            close_imap(self.imap)
-        if self.pop is not None:
-            close_pop3(self.pop, commit=False)
-
-
-Step = Callable[[_Probe], str]
-
-
-def _where(probe: _Probe) -> str:
+def _where(probe: Probe) -> str:
     return f"{probe.box.host}:{probe.box.port}"
 
 
-def step_dns(probe: _Probe) -> str:
+def step_dns(probe: Probe) -> str:
     try:
         infos = socket.getaddrinfo(probe.box.host, probe.box.port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
@@ -126,7 +61,7 @@ def step_dns(probe: _Probe) -> str:
     return f"{probe.box.host} -> {', '.join(sorted({str(i[4][0]) for i in infos}))}"
 
 
-def _tcp(probe: _Probe) -> socket.socket:
+def _tcp(probe: Probe) -> socket.socket:
     try:
         return socket.create_connection((probe.box.host, probe.box.port), timeout=probe.timeout)
     except ConnectionRefusedError:
@@ -140,12 +75,12 @@ def _tcp(probe: _Probe) -> socket.socket:
             from None
 
 
-def step_tcp(probe: _Probe) -> str:
+def step_tcp(probe: Probe) -> str:
     _tcp(probe).close()
     return f"connected to {_where(probe)}"
 
 
-def step_tls(probe: _Probe) -> str:
+def step_tls(probe: Probe) -> str:
     context = tls_context(probe.box)
     with _tcp(probe) as raw:
         try:
@@ -169,29 +104,29 @@ def _common_name(cert: dict[str, Any]) -> str:
     return "?"
 
 
-def step_imap_greeting(probe: _Probe) -> str:
+def step_imap_greeting(probe: Probe) -> str:
     probe.imap = imap_greeting(probe.box, probe.timeout)
     return (probe.imap.welcome or b"").decode(errors="replace").strip()[:100]
 
 
-def step_imap_starttls(probe: _Probe) -> str:
+def step_imap_starttls(probe: Probe) -> str:
     assert probe.imap is not None
     imap_starttls(probe.imap, probe.box)
     return "upgraded to TLS, certificate accepted"
 
 
-def step_pop3_greeting(probe: _Probe) -> str:
+def step_pop3_greeting(probe: Probe) -> str:
     probe.pop = pop3_greeting(probe.box, probe.timeout)
     return probe.pop.getwelcome().decode(errors="replace").strip()[:100]
 
 
-def step_pop3_stls(probe: _Probe) -> str:
+def step_pop3_stls(probe: Probe) -> str:
     assert probe.pop is not None
     pop3_stls(probe.pop, probe.box)
     return "upgraded to TLS, certificate accepted"
 
 
-def step_credentials(probe: _Probe) -> str:
+def step_credentials(probe: Probe) -> str:
     box = probe.box
     if box.auth == "basic":
         probe.credentials = credentials_for(box, probe.providers)
@@ -204,7 +139,7 @@ def step_credentials(probe: _Probe) -> str:
            f"provider, valid {minutes} min"
 
 
-def _login(probe: _Probe, authenticate: Callable[[LoginCredentials], str]) -> str:
+def _login(probe: Probe, authenticate: Callable[[LoginCredentials], str]) -> str:
     credentials = probe.credentials
     assert credentials is not None
     try:
@@ -217,7 +152,7 @@ def _login(probe: _Probe, authenticate: Callable[[LoginCredentials], str]) -> st
     return f"logged in as {credentials.username} ({mechanism})"
 
 
-def _token_notes(probe: _Probe, credentials: LoginCredentials) -> tuple[str, ...]:
+def _token_notes(probe: Probe, credentials: LoginCredentials) -> tuple[str, ...]:
     if credentials.kind != "xoauth2":
         return ()
     try:
@@ -226,24 +161,24 @@ def _token_notes(probe: _Probe, credentials: LoginCredentials) -> tuple[str, ...
         return (str(exc),)
 
 
-def _token_of(probe: _Probe) -> Secret | None:
+def _token_of(probe: Probe) -> Secret | None:
     credentials = probe.credentials
     return credentials.secret if credentials and credentials.kind == "xoauth2" else None
 
 
-def step_imap_login(probe: _Probe) -> str:
+def step_imap_login(probe: Probe) -> str:
     client = probe.imap
     assert client is not None
     return _login(probe, lambda login: imap_authenticate(client, probe.box, login))
 
 
-def step_pop3_login(probe: _Probe) -> str:
+def step_pop3_login(probe: Probe) -> str:
     pop = probe.pop
     assert pop is not None
     return _login(probe, lambda login: pop3_authenticate(pop, probe.box, login))
 
 
-def step_imap_folder(probe: _Probe) -> str:
+def step_imap_folder(probe: Probe) -> str:
     client, box = probe.imap, probe.box
     assert client is not None
     namespace = server_namespace(client, {cap.upper() for cap in client.capabilities()})
@@ -264,13 +199,13 @@ def step_imap_folder(probe: _Probe) -> str:
            f"{int(selected[b'EXISTS'])} messages"
 
 
-def step_pop3_stat(probe: _Probe) -> str:
+def step_pop3_stat(probe: Probe) -> str:
     assert probe.pop is not None
     count, size = probe.pop.stat()
     return f"{count} messages ({size} bytes) in the maildrop"
 
 
-def step_maildir(probe: _Probe) -> str:
+def step_maildir(probe: Probe) -> str:
     path = probe.box.path
     if path is None or not all((path / sub).is_dir() for sub in ("new", "cur", "tmp")):
         raise StepFailed(f"{path} is not a Maildir (it needs new/, cur/ and tmp/); fix path")
@@ -282,6 +217,8 @@ def steps_for(box: MailboxConfig) -> list[tuple[str, Step]]:
     """The steps that test ``box``, in the order a connection goes through them."""
     if box.protocol == "maildir":
         return [("Maildir", step_maildir)]
+    if box.protocol == "graph":
+        return list(GRAPH_STEPS)
     imap = box.protocol == "imap"
     greeting = ("greeting", step_imap_greeting if imap else step_pop3_greeting)
     upgrade = ("STARTTLS", step_imap_starttls if imap else step_pop3_stls)
@@ -297,7 +234,7 @@ def steps_for(box: MailboxConfig) -> list[tuple[str, Step]]:
 def check_mailbox(box: MailboxConfig, providers: TokenProviders, *,
                   timeout: float = 15.0) -> CheckReport:
     """Run every step for ``box`` until one fails."""
-    probe = _Probe(box, providers, timeout)
+    probe = Probe(box, providers, timeout)
     results: list[StepResult] = []
     try:
         for name, step in steps_for(box):

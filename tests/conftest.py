@@ -7,6 +7,7 @@ pytest_plugins: list[str] = [
     "tests.servers.dovecot_fixtures",
     "tests.servers.cyrus_fixtures",
     "tests.servers.idp_fixtures",
+    "tests.servers.graph_fixtures",
     "tests.servers.rules_fixtures",
     "tests.servers.fault_fixtures",
 ]

@@ -11,20 +11,22 @@ from ingest.auth import TokenProviders
 from ingest.check import CheckReport, check_mailbox
 from ingest.config import MailboxConfig
 from ingest.config.reader import Secret
-from tests.auth.conftest import sign_in_by_device_code
+from tests.auth.conftest import APP_ID, sign_in_by_device_code
 from tests.servers.dovecot import DovecotServer
+from tests.servers.graph import GraphServer
 from tests.servers.idp import IdentityProvider
 from tests.servers.mail_server import MailServer
 from tests.servers.matrix_fixtures import across_servers
 from tests.servers.tls import make_test_pki
 from tests.sources import conftest as shared
-from tests.sources.conftest import OAuthMailbox, imap_mailbox, pop3_mailbox
+from tests.sources.conftest import GraphMailbox, OAuthMailbox, imap_mailbox, pop3_mailbox
 from tests.sources.mail import unrelated
 
 # Fixtures shared with tests/sources, named here so pytest finds them for this module.
 oauth_server = shared.oauth_server
 oauth_mailbox = shared.oauth_mailbox
 token_providers = shared.token_providers
+graph_mailbox = shared.graph_mailbox
 
 
 def _check(box: MailboxConfig, providers: TokenProviders | None = None) -> CheckReport:
@@ -196,3 +198,33 @@ def test_check_redeems_the_refresh_token_and_keeps_the_rotated_one(
     assert first.ok and second.ok, _text(first) + _text(second)
     assert len(idp.requests("refresh_token")) == redeemed + 2
     assert "new access token for alice" in first.steps[4].detail
+
+
+def test_a_graph_mailbox_shows_the_tokens_roles_the_mailbox_and_the_folders_count(
+        graph: GraphServer, graph_mailbox: GraphMailbox, token_providers: TokenProviders) -> None:
+    box = graph_mailbox(processed_folder="Inbox/Done")
+    graph.deliver_many(box.username, [unrelated() for _ in range(3)])
+
+    report = _check(box, token_providers)
+
+    assert report.ok, _text(report)
+    assert [step.step for step in report.steps] == ["token", "mailbox", "folder"]
+    token, mailbox, folder = report.steps
+    assert "audience https://graph.microsoft.com, roles Mail.ReadWrite" in token.detail
+    assert f"opened mailbox {box.username}" in mailbox.detail
+    assert folder.detail == "'Inbox' found; 3 messages"
+    assert folder.notes == ("'Inbox/Done' does not exist yet; the first poll creates it",)
+    assert graph.mailbox(box.username).find("Inbox/Done") is None  # check changes nothing
+
+
+def test_a_graph_mailbox_the_app_is_not_scoped_to_fails_the_mailbox_step_with_the_fix(
+        graph: GraphServer, graph_mailbox: GraphMailbox, token_providers: TokenProviders) -> None:
+    graph.scope_app(APP_ID, {"elsewhere@example.test"})
+
+    report = _check(graph_mailbox(), token_providers)
+
+    assert report.failed_step == "mailbox"
+    detail = report.steps[-1].detail
+    assert "Access is denied. Check credentials and try again." in detail
+    assert '-Role "Application Mail.ReadWrite" -CustomResourceScope' in detail
+    assert "eyJ" not in _text(report)  # claims are described, the token is never shown

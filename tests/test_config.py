@@ -133,7 +133,12 @@ def test_secrets_never_show_in_repr(tmp_path: Path, secrets_env: None) -> None:
         ),
         (
             "[[mailbox]]\nname = 'a'\nprotocol = 'smtp'\n",
-            r"key 'protocol' must be one of imap, pop3, maildir, not 'smtp'",
+            r"key 'protocol' must be one of imap, pop3, maildir, graph, not 'smtp'",
+        ),
+        (
+            "[[mailbox]]\nname = 'g'\nprotocol = 'graph'\nusername = 'a@b.test'\n"
+            "auth = 'basic'\n",
+            r"key 'auth' must be one of oauth2-delegated, oauth2-app, not 'basic'",
         ),
         (
             "[[mailbox]]\nname = 'a'\nprotocol = 'imap'\nhost = 'mail.example.com'\n"
@@ -330,3 +335,22 @@ def test_parse_workers_default_to_the_cpus_and_are_checked(tmp_path: Path) -> No
     path.write_text("[service]\nparse_workers = -1\n")
     with pytest.raises(ConfigError, match="key 'parse_workers' must be between 0 and 64, not -1"):
         load_settings(path)
+
+
+@pytest.mark.parametrize(("auth", "scopes"), [
+    ("oauth2-app", ("https://graph.microsoft.com/.default",)),
+    ("oauth2-delegated", ("https://graph.microsoft.com/Mail.ReadWrite", "offline_access")),
+])
+def test_a_graph_mailbox_needs_no_host_and_defaults_to_graphs_endpoint_and_scopes(
+        tmp_path: Path, auth: str, scopes: tuple[str, ...],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_CLIENT_SECRET", "not-shown")
+    secret = "client_secret = { env = 'TEST_CLIENT_SECRET' }\n" if auth == "oauth2-app" else ""
+    path = write(tmp_path, f"[[mailbox]]\nname = 'g'\nprotocol = 'graph'\n"
+                           f"username = 'shared@example.test'\nauth = '{auth}'\n"
+                           f"processed_folder = 'Inbox/Done'\n[mailbox.oauth]\n"
+                           f"tenant_id = 't'\nclient_id = 'c'\n{secret}")
+    (box,) = load_settings(path).mailboxes
+    assert (box.protocol, box.host, box.folder, box.graph_endpoint, box.poll_interval_seconds) \
+        == ("graph", "", "Inbox", "https://graph.microsoft.com", 15)
+    assert box.oauth is not None and box.oauth.scopes == scopes

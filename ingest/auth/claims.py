@@ -25,10 +25,12 @@ EXCHANGE_AUDIENCE = "https://outlook.office365.com"
 # Exchange takes tokens for either host name, and its first-party app id.
 EXCHANGE_AUDIENCES = frozenset({EXCHANGE_AUDIENCE, "https://outlook.office.com",
                                 "00000002-0000-0ff1-ce00-000000000000"})
+GRAPH_AUDIENCE = "https://graph.microsoft.com"
+GRAPH_AUDIENCES = frozenset({GRAPH_AUDIENCE, "00000003-0000-0000-c000-000000000000"})
 DELEGATED_PERMISSION = {"imap": "IMAP.AccessAsUser.All", "pop3": "POP.AccessAsUser.All",
-                        "smtp": "SMTP.Send"}
+                        "smtp": "SMTP.Send", "graph": "Mail.ReadWrite"}
 APP_PERMISSION = {"imap": "IMAP.AccessAsApp", "pop3": "POP.AccessAsApp",
-                  "smtp": "SMTP.SendAsApp"}
+                  "smtp": "SMTP.SendAsApp", "graph": "Mail.ReadWrite"}
 _ACCOUNT_CLAIMS = ("upn", "preferred_username", "unique_name", "email")
 # What a token says about who it is for and what it may do; nothing here grants access.
 _SHOWN_CLAIMS = ("aud", "iss", "tid", "appid", "azp", "oid", "idtyp", "roles", "scp",
@@ -55,6 +57,16 @@ def decode_claims(access_token: str | Secret) -> dict[str, Any]:
     if not isinstance(claims, dict):
         raise MalformedToken("the access token's payload is not a JSON object")
     return claims
+
+
+def claims_of(token: Secret | None) -> dict[str, Any]:
+    """A refused token's claims for a diagnosis; empty without a token or for an opaque one."""
+    if token is None:
+        return {}
+    try:
+        return decode_claims(token)
+    except MalformedToken:
+        return {}
 
 
 @dataclass(frozen=True)
@@ -90,10 +102,13 @@ def token_account(claims: dict[str, Any]) -> str | None:
 def _audience(claims: dict[str, Any], subject: AuthSubject, now: datetime) -> Finding | None:
     aud = claims.get("aud")
     audiences = set(aud) if isinstance(aud, list) else {aud}
-    if audiences & EXCHANGE_AUDIENCES:
+    graph = subject.protocol == "graph"
+    if audiences & (GRAPH_AUDIENCES if graph else EXCHANGE_AUDIENCES):
         return None
-    return Finding(f"aud is {aud}, not {EXCHANGE_AUDIENCE}: the token is for another API",
-                   "request the Exchange scopes (remove a custom 'scopes' setting)")
+    wanted, api = ((GRAPH_AUDIENCE, "Microsoft Graph") if graph
+                   else (EXCHANGE_AUDIENCE, "Exchange"))
+    return Finding(f"aud is {aud}, not {wanted}: the token is for another API",
+                   f"request the {api} scopes (remove a custom 'scopes' setting)")
 
 
 def _kind(claims: dict[str, Any], subject: AuthSubject, now: datetime) -> Finding | None:
@@ -114,9 +129,13 @@ def _permission(claims: dict[str, Any], subject: AuthSubject, now: datetime) -> 
     if wanted is None or wanted in granted:
         return None
     kind = "application" if claim == "roles" else "delegated"
+    api = "Microsoft Graph" if subject.protocol == "graph" else "Office 365 Exchange Online"
+    # Exchange's RBAC for Applications grants Graph mail access without a role in the token.
+    rbac = (f', or assign it in Exchange Online (New-ManagementRoleAssignment -Role '
+            f'"Application {wanted}")' if subject.protocol == "graph" and claim == "roles" else "")
     return Finding(f"the token lacks {wanted} in {claim}",
-                   f"add the Office 365 Exchange Online {kind} permission {wanted} to the app "
-                   "and grant admin consent")
+                   f"add the {api} {kind} permission {wanted} to the app and grant admin "
+                   f"consent{rbac}")
 
 
 def _account(claims: dict[str, Any], subject: AuthSubject, now: datetime) -> Finding | None:

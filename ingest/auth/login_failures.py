@@ -10,10 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from ingest.auth.base import AuthKind, AuthSubject, subject_of
-from ingest.auth.claims import MalformedToken, decode_claims, shown_claims, token_findings
+from ingest.auth.claims import claims_of, shown_claims, token_findings
 from ingest.auth.errors import AuthError
 from ingest.config import MailboxConfig, SmtpConfig
 from ingest.config.reader import Secret
@@ -84,7 +83,7 @@ def diagnose_login_failure(server_message: str, config: MailboxConfig | SmtpConf
     subject = subject_of(config)
     summary = " ".join(server_message.split())[:200]
     fill = _placeholders(subject)
-    claims = _claims(token)
+    claims = claims_of(token)
     findings = token_findings(claims, subject, now) if claims else []
     shown = shown_claims(claims)
     if findings:
@@ -103,15 +102,6 @@ def diagnose_login_failure(server_message: str, config: MailboxConfig | SmtpConf
 def _matching_rule(message: str, kind: AuthKind) -> LoginFailureRule | None:
     return next((rule for rule in LOGIN_FAILURES
                  if kind in rule.kinds and rule.pattern.search(message)), None)
-
-
-def _claims(token: Secret | None) -> dict[str, Any]:
-    if token is None:
-        return {}
-    try:
-        return decode_claims(token)
-    except MalformedToken:
-        return {}
 
 
 def _placeholders(subject: AuthSubject) -> dict[str, str]:

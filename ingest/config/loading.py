@@ -12,6 +12,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ingest.config.oauth import oauth_settings
 from ingest.config.reader import Section
@@ -30,7 +31,8 @@ DEFAULT_CONFIG_NAME = "ackmail.toml"
 DATABASE_URL_ENV = "ACKMAIL_DATABASE_URL"
 CONFIG_ENV = "ACKMAIL_CONFIG"
 
-PROTOCOLS = ("imap", "pop3", "maildir")
+PROTOCOLS = ("imap", "pop3", "maildir", "graph")
+GRAPH_ENDPOINT = "https://graph.microsoft.com"
 SECURITY_MODES = ("ssl", "starttls", "none")
 AUTH_KINDS = ("basic", "oauth2-delegated", "oauth2-app")
 DEFAULT_PORTS = {
@@ -255,6 +257,8 @@ def _mailbox(section: Section) -> MailboxConfig:
         )
         section.finish()
         return box
+    if protocol == "graph":
+        return _graph_mailbox(section, name)
     security = section.choice("security", SECURITY_MODES, default="ssl")
     host = section.text("host")
     if security == "none" and host not in LOOPBACK_HOSTS:
@@ -282,6 +286,31 @@ def _mailbox(section: Section) -> MailboxConfig:
         delete_after=section.flag("delete_after", default=False),
         poll_interval_seconds=section.integer("poll_interval", default=60, low=1, high=86400),
         idle=section.flag("idle", default=True),
+    )
+    section.finish()
+    return box
+
+
+def _graph_mailbox(section: Section, name: str) -> MailboxConfig:
+    """A mailbox read through Microsoft Graph: no host or port, an OAuth2 sign-in always."""
+    endpoint = section.https_url("graph_endpoint", default=GRAPH_ENDPOINT)
+    if urlsplit(endpoint).path not in ("", "/"):
+        section.fail("graph_endpoint", f"must be the service's root URL such as {GRAPH_ENDPOINT} "
+                     f"(ackmail adds /v1.0 itself), not '{endpoint}'")
+    auth = section.choice("auth", AUTH_KINDS[1:])
+    box = MailboxConfig(
+        name=name,
+        protocol="graph",
+        graph_endpoint=endpoint,
+        ca_file=section.file_path("ca_file", default=None),
+        username=section.email("username"),
+        auth=auth,
+        oauth=oauth_settings(section, auth, "graph"),
+        folder=section.text("folder", default="Inbox"),
+        processed_folder=section.text("processed_folder", default=None),
+        quarantine_folder=section.text("quarantine_folder", default=None),
+        # Graph has no push to wait on here: a delta query every poll_interval is cheap.
+        poll_interval_seconds=section.integer("poll_interval", default=15, low=1, high=86400),
     )
     section.finish()
     return box

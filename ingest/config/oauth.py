@@ -57,8 +57,14 @@ def _certificate(parent: Section) -> CertificateConfig | None:
     return result
 
 
+GRAPH_RESOURCE = "https://graph.microsoft.com"
+
+
 def default_scopes(protocol: str, app_only: bool) -> list[str]:
-    """The Exchange Online scopes for a protocol and auth kind (see SPEC.md)."""
+    """The Exchange Online (or Microsoft Graph) scopes for a protocol and auth kind."""
+    if protocol == "graph":
+        return [f"{GRAPH_RESOURCE}/.default"] if app_only else [
+            f"{GRAPH_RESOURCE}/Mail.ReadWrite", "offline_access"]
     if app_only:
         return ["https://outlook.office365.com/.default"]
     service = {

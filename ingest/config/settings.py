@@ -62,6 +62,7 @@ class MailboxConfig:
     path: Path | None = None
     poll_interval_seconds: int = 60
     idle: bool = True
+    graph_endpoint: str = "https://graph.microsoft.com"  # protocol "graph": national clouds
 
 
 @dataclass(frozen=True)

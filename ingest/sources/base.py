@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar, Protocol, TypeVar
 
@@ -23,7 +23,8 @@ class SourceRef:
     """A message's identity in its mailbox; ``source_key`` is unique per mailbox.
 
     IMAP: ``imap:<folder>:<uidvalidity>:<uid>``; POP3: ``pop3:<uidl>``;
-    Maildir: ``maildir:<file name key>``; a file given to the CLI: ``file:<path>``.
+    Maildir: ``maildir:<file name key>``; Graph: ``graph:<folder id>:<immutable id>``;
+    a file given to the CLI: ``file:<path>``.
     """
 
     mailbox: str
@@ -44,10 +45,16 @@ _T = TypeVar("_T")
 
 @dataclass(frozen=True)
 class Cursor:
-    """How far a folder has been read: IMAP's UIDVALIDITY and the last filed UID."""
+    """How far a folder has been read: IMAP's UIDVALIDITY and the last filed UID.
+
+    A source whose server keeps the position (Microsoft Graph's delta link) puts it in
+    ``token``, and counts its steps in ``last_uid`` so a newer cursor still sorts after
+    an older one.
+    """
 
     uidvalidity: int | None = None
     last_uid: int = 0
+    token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

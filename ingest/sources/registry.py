@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from ingest.errors import ConfigError
 from ingest.sources.base import Source, SourceContext, SourceFactory, build_registry
+from ingest.sources.graph import GraphSource
 from ingest.sources.imap import ImapSource
 from ingest.sources.maildir import MaildirSource
 from ingest.sources.pop3 import Pop3Source
@@ -14,6 +15,7 @@ SOURCES: Mapping[str, SourceFactory] = build_registry(
     (ImapSource.protocol, ImapSource),
     (Pop3Source.protocol, Pop3Source),
     (MaildirSource.protocol, MaildirSource),
+    (GraphSource.protocol, GraphSource),
 )
 
 

@@ -1,9 +1,9 @@
 """What the store remembers for the source hop: checkpoints, and which messages are recorded.
 
 A checkpoint row per mailbox and folder holds the IMAP cursor (UIDVALIDITY and the
-last acknowledged UID), when the folder was first watched (the onboarding cut-off),
-the last poll, success and error, and a small JSON ``state`` for the auth failure
-episode and daily upkeep marks.
+last acknowledged UID) or Graph's delta link, when the folder was first watched (the
+onboarding cut-off), the last poll, success and error, and a small JSON ``state`` for
+the auth failure episode and daily upkeep marks.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ class Checkpoints:
         moved = (update(Checkpoint)
                  .where(Checkpoint.mailbox == self.mailbox, Checkpoint.folder == self.folder)
                  .values(uidvalidity=cursor.uidvalidity, last_uid=cursor.last_uid,
-                         last_poll_at=now, last_success_at=now, last_error=None)
+                         sync_token=cursor.token, last_poll_at=now, last_success_at=now,
+                         last_error=None)
                  .execution_options(synchronize_session=False))
         if session.execute(moved).rowcount == 0:  # type: ignore[attr-defined]
             self._require(session)  # made by load(); gone only if someone deleted it
@@ -152,7 +153,8 @@ class Checkpoints:
 
 
 def _position(row: Checkpoint) -> Position:
-    return Position(Cursor(row.uidvalidity, row.last_uid or 0), row.first_watched_at,
+    return Position(Cursor(row.uidvalidity, row.last_uid or 0, row.sync_token),
+                    row.first_watched_at,
                     dict(row.state or {}))
 
 

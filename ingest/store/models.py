@@ -182,7 +182,8 @@ class Response(Base):
 
 
 class Checkpoint(Base):
-    """How far a source has read a mailbox folder (UIDVALIDITY/UID for IMAP)."""
+    """How far a source has read a mailbox folder (UIDVALIDITY/UID for IMAP, the delta link
+    for Microsoft Graph in ``sync_token``)."""
 
     __tablename__ = "checkpoints"
     __table_args__ = (UniqueConstraint("mailbox", "folder"),)
@@ -192,6 +193,7 @@ class Checkpoint(Base):
     folder: Mapped[str] = mapped_column(String(255))
     uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
     last_uid: Mapped[int | None] = mapped_column(BigInteger)
+    sync_token: Mapped[str | None] = mapped_column(Text)
     first_watched_at: Mapped[CreatedAt]
     last_poll_at: Mapped[Timestamp | None]
     last_success_at: Mapped[Timestamp | None]

@@ -9,7 +9,8 @@ $ACKMAIL_TEST_POSTGRES_URL. Prints, for a small and a large N:
 - end to end: ``poll --once`` (the Poller) into SQLite and into PostgreSQL, then the ratio
   to the raw rate;
 - peak RSS of each run (each runs in its own process, so the numbers are comparable);
-and the delivery -> recorded latency with IDLE (p50/p99, one delivery at a time).
+and the delivery -> recorded latency with IDLE (p50/p99, one delivery at a time);
+then the same for Microsoft Graph against its test server (``bench_graph.py``).
 The messages are ~2.5 KB replies: a fifth answer a request (``--matched``), the rest not.
 
 This machine's CPU speed drifts by up to 2x within minutes, so each end-to-end run is
@@ -269,6 +270,8 @@ def main() -> None:
                          help="[service] parse_workers (default: the CPUs, as ackmail's)")
     options.add_argument("--repeat", type=int, default=3,
                          help="raw/end-to-end pairs per database and size")
+    options.add_argument("--graph-latency", type=int, default=30,
+                         help="Graph deliveries to time (the Graph column runs at --messages)")
     args = options.parse_args()
     os.environ[WORKERS_ENV] = str(args.parse_workers)
     print(f"[service] parse_workers = {args.parse_workers}")
@@ -286,6 +289,10 @@ def main() -> None:
                       f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms, "
                       f"max {max(latencies) * 1000:.0f} ms, "
                       f"mean {statistics.fmean(latencies) * 1000:.0f} ms")
+        # bench_graph builds on this module's helpers, so it is imported once they exist.
+        from tests.benchmarks.bench_graph import report_graph
+        report_graph(databases, workdir, args.messages, args.matched, args.repeat,
+                     args.graph_latency)
     finally:
         databases.drop_all()
 

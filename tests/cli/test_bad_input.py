@@ -112,7 +112,17 @@ CASES: list[tuple[tuple[str, ...], dict[str, bytes], dict[str, str]]] = [
 
 
 # (arguments, files, environment, the sentence stderr must hold)
+GRAPH_BOX = (b"[[mailbox]]\nname = 'g'\nprotocol = 'graph'\nusername = 'shared@example.test'\n"
+             b"auth = 'oauth2-app'\n")
 SENTENCES: list[tuple[tuple[str, ...], dict[str, bytes], dict[str, str], str]] = [
+    *[(("--config", "c.toml", "stats"), {"c.toml": GRAPH_BOX + b"graph_endpoint = '" + url
+                                         + b"'\n"}, {},
+       f"[[mailbox]] 'g' key 'graph_endpoint' must be {problem}")
+      for url, problem in (
+          (b"http://graph.microsoft.com", "an https:// URL, not 'http://graph.microsoft.com'"),
+          (b"https://graph.microsoft.com/v1.0", "the service's root URL such as "
+           "https://graph.microsoft.com (ackmail adds /v1.0 itself), not "
+           "'https://graph.microsoft.com/v1.0'"))],
     (("--config", "c.toml", "stats"),
      {"c.toml": b"[[mailbox]]\nname = 'a'\nprotocol = 'imap'\nhots = '127.0.0.1'\n"}, {},
      "[[mailbox]] 'a' key 'host' is required but missing ('hots' is there: did you mean 'host'?)"),

@@ -47,7 +47,11 @@ def test_every_commented_example_is_valid_and_states_the_defaults(
     kinds = {box.name: (box.protocol, box.auth) for box in settings.mailboxes}
     assert kinds == {"approvals": ("imap", "oauth2-app"),
                      "shared-approvals": ("imap", "oauth2-delegated"),
+                     "graph-approvals": ("graph", "oauth2-app"),
                      "local": ("maildir", "basic")}, kinds
+    graph = settings.mailbox("graph-approvals")
+    assert (graph.graph_endpoint, graph.poll_interval_seconds) == (
+        "https://graph.microsoft.com", 15)  # the values shown are the defaults
     delegated = settings.mailbox("shared-approvals")
     assert delegated.oauth is not None and delegated.oauth.client_secret is None
     assert (settings.serve.host, settings.serve.port) == ("127.0.0.1", 8025)

@@ -19,12 +19,11 @@ from sqlalchemy import Engine
 from tests.faults.backlog import register_requests
 from tests.faults.harness import FaultRun
 from tests.faults.installation import install, password_mailbox
-from tests.faults.invariants import Scene
+from tests.faults.invariants import FaultServer, Scene
 from tests.faults.scale import SCALE_ENV, SEED_ENV, FaultScale, current_scale, seeded_random
 from tests.servers.ackmail_process import AckmailProcesses
 from tests.servers.dovecot import DovecotServer
 from tests.servers.http_receiver import HttpReceiver
-from tests.servers.mail_server import MailServer
 
 MakeRun = Callable[..., FaultRun]
 
@@ -51,18 +50,19 @@ def seeded() -> tuple[int, random.Random]:
 def make_run(engine: Engine, db_url: str, http_receiver: HttpReceiver,
              ackmail_processes: AckmailProcesses, tmp_path: Path, scale: FaultScale,
              seeded: tuple[int, random.Random]) -> MakeRun:
-    """``make_run(server, mailbox, messages=N, user=..., database_url=...)``: a fault run."""
+    """``make_run(server, mailbox, messages=N, user=..., database_url=...)``: a fault run
+    (``user`` is bob on Dovecot unless given; a Graph server needs it)."""
     seed, rng = seeded
     note = (f"seed {seed}, scale {scale.name}: replay with {SEED_ENV}={seed} "
             f"{SCALE_ENV}={scale.name}")
 
-    def make(server: MailServer, mailbox: tuple[str, dict[str, str]], *, messages: int,
+    def make(server: FaultServer, mailbox: tuple[str, dict[str, str]], *, messages: int,
              user: str | None = None, database_url: str | None = None) -> FaultRun:
         backlog = register_requests(engine, messages)
         installation = install(tmp_path / "installation", mailbox, database_url or db_url,
                                http_receiver.url, ackmail_processes)
-        scene = Scene(engine, backlog, server, user or server.users.bob.address, http_receiver,
-                      note)
+        bob = server.users.bob.address if isinstance(server, DovecotServer) else ""
+        scene = Scene(engine, backlog, server, user or bob, http_receiver, note)
         return FaultRun(installation, scene, rng)
 
     return make

@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.auth.conftest import SHARED
 from tests.servers.ackmail_config import config_env, write_config
 from tests.servers.ackmail_process import AckmailProcess, AckmailProcesses, Finished
 from tests.servers.dovecot import DovecotServer
+from tests.servers.graph import GraphServer
 from tests.servers.idp import IdentityProvider
 from tests.servers.mail_server import MailServer
 from tests.servers.rules_fixtures import WEBHOOK_SECRET
@@ -55,8 +57,30 @@ def password_mailbox(server: MailServer, port: int) -> tuple[str, dict[str, str]
 def app_mailbox(server: DovecotServer, port: int, idp: IdentityProvider, client_id: str,
                 secret: str) -> tuple[str, dict[str, str]]:
     """The shared mailbox with an app-only token from ``idp``, used until it expires."""
-    table = _mailbox(server, port, server.users.shared.address) + f"""auth = "oauth2-app"
+    table = _mailbox(server, port, server.users.shared.address) + 'auth = "oauth2-app"\n' + \
+        _oauth(idp, client_id)
+    return table, {"APP_SECRET": secret}
 
+
+def graph_mailbox(server: GraphServer, idp: IdentityProvider, client_id: str,
+                  secret: str) -> tuple[str, dict[str, str]]:
+    """The shared mailbox's Inbox through the Graph test server, with an app-only token."""
+    table = f"""
+[[mailbox]]
+name = "{MAILBOX}"
+protocol = "graph"
+graph_endpoint = "{server.endpoint}"
+ca_file = "{idp.ca_pem}"
+username = "{SHARED}"
+processed_folder = "{PROCESSED}"
+poll_interval = 1
+auth = "oauth2-app"
+""" + _oauth(idp, client_id)
+    return table, {"APP_SECRET": secret}
+
+
+def _oauth(idp: IdentityProvider, client_id: str) -> str:
+    return f"""
 [mailbox.oauth]
 tenant_id = "{idp.tenant}"
 client_id = "{client_id}"
@@ -65,7 +89,6 @@ authority = "{idp.base_url}"
 ca_file = "{idp.ca_pem}"
 refresh_margin_seconds = 0
 """
-    return table, {"APP_SECRET": secret}
 
 
 def _mailbox(server: MailServer, port: int, username: str) -> str:

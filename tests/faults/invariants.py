@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, func, select
 
@@ -35,10 +35,25 @@ from ingest.store.models import (
 from tests.faults.backlog import Backlog
 from tests.faults.installation import HOOKS, PROCESSED
 from tests.servers.http_receiver import HttpReceiver
-from tests.servers.mail_server import MailServer
 
 DECISION_EVENTS = tuple(f"request.{status}" for status in RequestStatus)
 SHOWN_PER_KIND = 10
+
+
+class FaultServer(Protocol):
+    """The test mail server a fault run delivers to and looks into (Dovecot, or Graph)."""
+
+    def deliver(self, user: str, raw: bytes) -> object:
+        """Deliver one message to ``user``'s inbox as an MTA would."""
+        ...
+
+    def deliver_many(self, user: str, messages: list[bytes]) -> int:
+        """Put a backlog into ``user``'s inbox."""
+        ...
+
+    def list_folder(self, user: str, folder: str = ...) -> int:
+        """How many messages ``folder`` (the inbox by default) holds."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -47,7 +62,7 @@ class Scene:
 
     engine: Engine
     backlog: Backlog
-    server: MailServer
+    server: FaultServer
     user: str
     receiver: HttpReceiver
     note: str  # the seed and scale, so a failure can be replayed

@@ -4,7 +4,8 @@ Each round starts a poller and kills it (SIGKILL, no chance to clean up) at a po
 from the seed: while it starts and logs in, after a random number of messages, or while
 its dispatcher is delivering webhooks. A last ``poll --once`` then drains what is left,
 and every guarantee is checked. Runs on SQLite and on PostgreSQL, on every server shape of
-the matrix (three Dovecot namespaces and Cyrus).
+the matrix (three Dovecot namespaces and Cyrus), and through Microsoft Graph (the Graph test
+server).
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from sqlalchemy import func, select
 
 from ingest.store.db import read_session
 from ingest.store.models import Outcome, OutcomeStatus
+from tests.auth.conftest import APP_ID, APP_SECRET, SHARED
 from tests.faults.conftest import MakeRun
 from tests.faults.harness import FaultRun
-from tests.faults.installation import LEASE_SECONDS, password_mailbox
+from tests.faults.installation import LEASE_SECONDS, graph_mailbox, password_mailbox
 from tests.faults.scale import FaultScale
 from tests.servers.ackmail_process import AckmailProcess
+from tests.servers.graph import GraphServer
+from tests.servers.idp import IdentityProvider
 from tests.servers.mail_server import MailServer
 from tests.servers.matrix_fixtures import across_shapes
 
@@ -68,11 +72,8 @@ def _points(run: FaultRun, kills: int) -> list[str]:
     return chosen
 
 
-@across_shapes
-def test_sigkill_at_random_points_records_decides_and_delivers_everything_once(
-        make_run: MakeRun, mail_server: MailServer, scale: FaultScale) -> None:
-    run = make_run(mail_server, password_mailbox(mail_server, mail_server.imaps_port),
-                   messages=scale.backlog)
+def _kill_and_drain(run: FaultRun, scale: FaultScale) -> None:
+    """Deliver the backlog, kill pollers at seeded points, drain it once more, check."""
     run.deliver(scale.backlog)
     killed: set[int] = set()
     rounds: list[str] = []
@@ -94,3 +95,19 @@ def test_sigkill_at_random_points_records_decides_and_delivers_everything_once(
     print("\n".join(rounds), f"\n{released} outcome leases released")
     assert last.code == 0, f"{last.describe()}\n({run.note}; rounds: {rounds})"
     run.check()
+
+
+@across_shapes
+def test_sigkill_at_random_points_records_decides_and_delivers_everything_once(
+        make_run: MakeRun, mail_server: MailServer, scale: FaultScale) -> None:
+    run = make_run(mail_server, password_mailbox(mail_server, mail_server.imaps_port),
+                   messages=scale.backlog)
+    _kill_and_drain(run, scale)
+
+
+def test_sigkill_of_a_microsoft_graph_poller_records_decides_and_delivers_everything_once(
+        make_run: MakeRun, graph: GraphServer, idp: IdentityProvider, scale: FaultScale) -> None:
+    idp.register_client(APP_ID, secret=APP_SECRET)
+    run = make_run(graph, graph_mailbox(graph, idp, APP_ID, APP_SECRET),
+                   messages=scale.backlog, user=SHARED)
+    _kill_and_drain(run, scale)

@@ -41,6 +41,9 @@ KID = "mock-key-1"
 EXCHANGE = "https://outlook.office365.com"
 USER_SCP = "IMAP.AccessAsUser.All POP.AccessAsUser.All SMTP.Send"
 APP_ROLES = ("IMAP.AccessAsApp", "POP.AccessAsApp")
+GRAPH = "https://graph.microsoft.com"
+# What an app or a user is granted on Microsoft Graph (the mail source's API).
+GRAPH_GRANTS = {"roles": ["Mail.ReadWrite"], "scp": "Mail.ReadWrite"}
 RESERVED = frozenset({"openid", "profile", "offline_access"})
 # Entra's wording for the failures tests inject or the provider produces itself.
 AADSTS = {
@@ -159,6 +162,8 @@ class IdentityProvider:
         self.auto_approve_as: str | None = None
         self.browser_user: str | None = None  # the account a browser "cookie" signs in as
         self.delay = 0.0  # seconds each token request takes, to widen races
+        # What Graph tokens grant; a test takes Mail.ReadWrite away to see a 403.
+        self.graph_grants: dict[str, Any] = dict(GRAPH_GRANTS)
         self._key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._lock = threading.Lock()
         self._clients: dict[str, Client] = {}
@@ -416,7 +421,11 @@ class IdentityProvider:
     def _tokens(self, client_id: str, scope: str, claims: dict[str, Any]) -> dict[str, Any]:
         now = int(time.time())
         resource_scopes = [s for s in scope.split() if s not in RESERVED]
-        access = self.sign({"aud": _audience(resource_scopes), "iss": self.issuer,
+        audience = _audience(resource_scopes)
+        if audience == GRAPH:
+            claims = claims | {name: grant for name, grant in self.graph_grants.items()
+                               if name in claims}
+        access = self.sign({"aud": audience, "iss": self.issuer,
                             "tid": self.tenant, "appid": client_id, "iat": now, "nbf": now,
                             "exp": now + self.token_lifetime, "ver": "1.0",
                             "uti": secrets.token_urlsafe(16)} | claims)

@@ -27,6 +27,7 @@ from ingest.store.migrate import upgrade
 from tests.auth.conftest import ALICE, APP_ID, APP_SECRET, PUBLIC_ID, SHARED
 from tests.servers.dovecot import DovecotServer
 from tests.servers.dovecot_fixtures import DovecotFactory
+from tests.servers.graph import GraphServer
 from tests.servers.idp import IdentityProvider
 from tests.servers.mail_server import MailServer
 from tests.sources.mail import SECRET
@@ -159,6 +160,29 @@ def oauth_mailbox(idp: IdentityProvider, oauth_server: DovecotServer) -> OAuthMa
                             host=oauth_server.host, port=port, security="ssl",
                             ca_file=oauth_server.pki.ca_pem, username=SHARED if app else ALICE,
                             auth=auth, oauth=settings, poll_interval_seconds=1)
+        return replace(box, **overrides)
+
+    return make
+
+
+# --- Microsoft Graph: the Graph-shaped server, trusting the provider's tokens
+
+GraphMailbox = Callable[..., MailboxConfig]
+
+
+@pytest.fixture
+def graph_mailbox(idp: IdentityProvider, graph: GraphServer) -> GraphMailbox:
+    """``graph_mailbox(**overrides)``: the shared mailbox's Inbox through Graph, app-only,
+    filing into ackmail/processed."""
+    idp.register_client(APP_ID, secret=APP_SECRET)
+
+    def make(**overrides: Any) -> MailboxConfig:
+        oauth = OAuthConfig(tenant_id=idp.tenant, client_id=APP_ID, authority=idp.base_url,
+                            ca_file=Path(idp.ca_pem), client_secret=Secret(APP_SECRET, "test"))
+        box = MailboxConfig(name="graph", protocol="graph", graph_endpoint=graph.endpoint,
+                            ca_file=Path(idp.ca_pem), username=SHARED, auth="oauth2-app",
+                            oauth=oauth, folder="Inbox", processed_folder="ackmail/processed",
+                            poll_interval_seconds=1)
         return replace(box, **overrides)
 
     return make
