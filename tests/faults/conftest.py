@@ -23,6 +23,7 @@ from tests.faults.invariants import FaultServer, Scene
 from tests.faults.scale import SCALE_ENV, SEED_ENV, FaultScale, current_scale, seeded_random
 from tests.servers.ackmail_process import AckmailProcesses
 from tests.servers.dovecot import DovecotServer
+from tests.servers.graph import GraphServer
 from tests.servers.http_receiver import HttpReceiver
 
 MakeRun = Callable[..., FaultRun]
@@ -61,8 +62,10 @@ def make_run(engine: Engine, db_url: str, http_receiver: HttpReceiver,
         backlog = register_requests(engine, messages)
         installation = install(tmp_path / "installation", mailbox, database_url or db_url,
                                http_receiver.url, ackmail_processes)
-        bob = server.users.bob.address if isinstance(server, DovecotServer) else ""
-        scene = Scene(engine, backlog, server, user or bob, http_receiver, note)
+        if user is None:  # the mail servers of the matrix have bob; a Graph run names its user
+            assert not isinstance(server, GraphServer), "a Graph fault run needs user="
+            user = server.users.bob.address
+        scene = Scene(engine, backlog, server, user, http_receiver, note)
         return FaultRun(installation, scene, rng)
 
     return make
