@@ -36,7 +36,7 @@ from sqlalchemy import Engine, func, select
 from ingest.store.db import make_engine, read_session
 from ingest.store.models import Lease, Message, Request, RequestStatus
 from ingest.timeutil import utcnow
-from tests.benchmarks.bench_sources import Databases, make_messages, peak_rss_kb
+from tests.benchmarks.backlog import Databases, make_messages, peak_rss_kb
 from tests.servers.ackmail_config import config_env, write_config
 from tests.servers.ackmail_process import AckmailProcess, AckmailProcesses
 from tests.servers.dovecot import DovecotServer, TokenTrust, live_group_members
