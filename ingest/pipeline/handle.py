@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ingest.correlate import Correlation, match, recipients_for
@@ -21,7 +20,6 @@ from ingest.parse.base import Intent, MessageKind, ParsedMessage
 from ingest.parse.message import reread_intent
 from ingest.pipeline.base import Arrival, PipelineConfig, Processed
 from ingest.pipeline.pool import InProcessPreparer, Preparing
-from ingest.store.db import one_of
 from ingest.store.events import content_hash
 from ingest.store.models import MessageStatus, Recipient, Request
 from ingest.store.recorder import MessageRow, Recorded, RecordedIndex, Recorder
@@ -68,8 +66,10 @@ class BatchRun:
         prepared = self.preparing()
         self.recorded = self._index([each.digest for each in prepared])
         tokens = {candidate.token for each in prepared for candidate in each.candidates}
-        self._lock(tokens)
-        known = recipients_for(self.session, tokens)
+        # Two workers deciding one request at once would both see it pending: the requests'
+        # rows are locked as they are read.
+        known = recipients_for(self.session, tokens, lock=True)
+        self.recorder.load_answers({recipient.request_id for recipient in known.values()})
         # Rows wait for the flush below; a query in between must not write them one by one.
         with self.session.no_autoflush:
             handled = [_Job(self, arrival, each.digest, note).run(each.parsed, each.candidates,
@@ -90,19 +90,6 @@ class BatchRun:
     def _index(self, digests: list[str]) -> RecordedIndex:
         sources = [arrival.source for arrival in self.arrivals]
         return RecordedIndex(self.session, list(zip(sources, digests, strict=True)))
-
-    def _lock(self, tokens: set[str]) -> None:
-        """Lock the rows of the requests these tokens name, before reading them.
-
-        Two workers deciding one request at once would both see it pending. All at
-        once and in id order, so two batches never wait for each other in a circle.
-        """
-        if not tokens:
-            return
-        query = (select(Request.id).join(Recipient)
-                 .where(one_of(self.session, Recipient.token, tokens))
-                 .order_by(Request.id).with_for_update(of=Request))
-        self.session.scalars(query).all()
 
 
 class _Job:
