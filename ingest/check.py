@@ -20,6 +20,7 @@ from imapclient import IMAPClient
 
 from ingest.auth import (
     LoginCredentials,
+    LoginRefused,
     TokenProviders,
     credentials_for,
     decode_claims,
@@ -31,7 +32,7 @@ from ingest.config import MailboxConfig
 from ingest.config.reader import Secret
 from ingest.errors import AckmailError
 from ingest.net.tls import explain_certificate
-from ingest.sources.connect import LoginRefused, boundary, tls_context
+from ingest.sources.connect import boundary, tls_context
 from ingest.sources.imap_folders import FolderNameInvalid, server_namespace, wire_name
 from ingest.sources.imap_session import (
     close_imap,

@@ -8,12 +8,14 @@ refusal still leaves the response recorded, so ops can see it and why.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
 from ingest.errors import UserError
-from ingest.parse.base import Intent, SenderInfo
+from ingest.parse.base import Intent, MessageKind, ParsedMessage, SenderInfo
+from ingest.parse.intent import classify_intent, subject_words_added
+from ingest.parse.vocabulary import Vocabulary
 from ingest.store.models import Recipient, Request, RequestKind, RequestStatus
 
 DECIDING_INTENTS = {
@@ -31,6 +33,34 @@ def answered_intent(kind: RequestKind, intent: Intent) -> Intent:
     """``intent`` as the answer to a request of ``kind``: ``affirm`` becomes what the
     request asks for, so a stored response always holds a decision or ``unknown``."""
     return AFFIRMED[kind] if intent is Intent.AFFIRM else intent
+
+
+def read_answer(
+    request: Request, parsed: ParsedMessage, vocabulary: Vocabulary
+) -> tuple[ParsedMessage, tuple[str, ...]]:
+    """What a reply says to ``request``, from the verdict parse gave (pure): the intent
+    without the words of the request's own subject, and a short affirmative as the
+    decision the request asks for. With the reasons these add to the evidence."""
+    if parsed.kind == MessageKind.REPLY and request.subject:
+        parsed = _without_request_words(parsed, request.subject, vocabulary)
+    if parsed.intent is not Intent.AFFIRM:
+        return parsed, ()
+    intent = answered_intent(request.kind, parsed.intent)
+    note = f"a short affirmative to an {request.kind} request: {intent}"
+    return replace(parsed, intent=intent), (note,)
+
+
+def _without_request_words(
+    parsed: ParsedMessage, request_subject: str, vocabulary: Vocabulary
+) -> ParsedMessage:
+    """The intent parse read, read again now that the request's subject is known: the
+    subject words the replier added are all that can change (usually none)."""
+    if subject_words_added(parsed.subject, request_subject, vocabulary=vocabulary) == \
+            subject_words_added(parsed.subject, vocabulary=vocabulary):
+        return parsed
+    read = classify_intent(parsed.reply_text, parsed.subject, request_subject=request_subject,
+                           vocabulary=vocabulary)
+    return replace(parsed, intent=read.intent, language=read.language, intent_reasons=read.reasons)
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from ingest.config import RequestsConfig
 from ingest.correlate import tokens
-from ingest.correlate.find import message_id_for
 from ingest.decide import Policy
 from ingest.errors import UserError
+from ingest.parse.tokens import message_id_for
 from ingest.store.models import Recipient, Request, RequestKind, RequestStatus
 from ingest.timeutil import isoformat_z, utcnow
 

@@ -6,9 +6,11 @@ from datetime import timedelta
 
 import pytest
 
-from ingest.decide import Policy, Vote, answered_intent, decide
+from ingest.decide import Policy, Vote, answered_intent, decide, read_answer
 from ingest.errors import UserError
-from ingest.parse.base import Intent, SenderInfo
+from ingest.parse.base import Intent, MessageKind, SenderInfo
+from ingest.parse.intent import classify_intent
+from ingest.parse.message import ParseOptions, parse_message
 from ingest.store.models import Recipient, Request, RequestKind, RequestStatus, Response
 from ingest.timeutil import utcnow
 
@@ -182,3 +184,56 @@ def test_only_affirm_is_mapped_per_kind() -> None:
     assert "does not answer" in decide(
         make_request(), vote(make_request(), ALICE, Intent.AFFIRM), []
     ).reason
+
+
+REPLY = (
+    b"From: Alice <alice@example.test>\r\nTo: approvals@example.test\r\n"
+    b"Subject: SUBJECT\r\nMessage-ID: <1@example.test>\r\n"
+    b"In-Reply-To: <ackmail.R7K2-9QXM.5f3a@example.test>\r\n\r\nBODY\r\n"
+)
+
+
+@pytest.mark.parametrize(("subject", "body", "request_subject"), [
+    ("RE: Budget approval needed [R7K2-9QXM] - approved", "Thanks.", "Budget approval needed"),
+    ("APPROVED: Re: Budget approval needed", "Thanks.", "Budget approval needed"),
+    ("APPROVED: Re: Budget approval needed", "Thanks.", "APPROVED: something"),
+    ("Re: Approve the budget", "Rejected.", "Approve the budget"),
+    ("Approve the budget", "Thanks.", "Approve the budget"),
+    ("RE: Budget approval needed [R7K2-9QXM]", "Approved.", "Budget approval needed"),
+])
+def test_an_answer_is_read_as_a_full_read_with_the_request_subject(
+    subject: str, body: str, request_subject: str
+) -> None:
+    options = ParseOptions()
+    parsed = parse_message(REPLY.replace(b"SUBJECT", subject.encode()).replace(
+        b"BODY", body.encode()), options)
+    assert parsed.kind is MessageKind.REPLY
+    request = make_request()
+    request.subject = request_subject
+    full = classify_intent(parsed.reply_text, parsed.subject, request_subject=request_subject,
+                           vocabulary=options.vocabulary)
+    answer, notes = read_answer(request, parsed, options.vocabulary)
+    assert (answer.intent, answer.intent_reasons, notes) == (full.intent, full.reasons, ())
+
+
+def test_a_short_yes_answers_what_the_request_asks_and_says_so() -> None:
+    options = ParseOptions()
+    parsed = parse_message(REPLY.replace(b"SUBJECT", b"Re: INC-7").replace(b"BODY", b"Yes"),
+                           options)
+    assert parsed.intent is Intent.AFFIRM
+    answer, notes = read_answer(make_request(RequestKind.ALERT), parsed, options.vocabulary)
+    assert answer.intent is Intent.ACKNOWLEDGE
+    assert notes == ("a short affirmative to an alert request: acknowledge",)
+
+
+def test_an_answer_drops_the_words_of_the_request_subject() -> None:
+    options = ParseOptions()
+    subject = b"RE: Budget approval needed [R7K2-9QXM] - approved"
+    parsed = parse_message(REPLY.replace(b"SUBJECT", subject).replace(b"BODY", b"Thanks."),
+                           options)
+    assert parsed.intent == Intent.UNKNOWN  # without the request subject nothing is added
+    request = make_request()
+    request.subject = "Budget approval needed"
+    answer, _ = read_answer(request, parsed, options.vocabulary)
+    assert answer.intent == Intent.APPROVE
+    assert any("added by the replier: 'approved'" in r for r in answer.intent_reasons)

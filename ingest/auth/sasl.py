@@ -1,4 +1,4 @@
-"""SASL initial responses for bearer tokens, shared by the IMAP, POP3 and SMTP sources.
+"""SASL for bearer tokens: the one responder the IMAP, POP3 and SMTP logins use.
 
 XOAUTH2 is Google's and Microsoft's format; OAUTHBEARER is RFC 7628 (Dovecot 2.3
 requires its ``a=<user>`` authorization identity). Callers pass the token as a
@@ -48,16 +48,25 @@ def initial_response(mechanism: Mechanism | str, user: str, token: Secret) -> by
     return _FORMATS[Mechanism(mechanism.upper())](user, token.reveal()).encode("utf-8")
 
 
-def initial_response_b64(mechanism: Mechanism | str, user: str, token: Secret) -> str:
-    """The base64 form sent after ``AUTH <mechanism>`` (POP3, or SASL-IR on IMAP/SMTP)."""
-    return base64.b64encode(initial_response(mechanism, user, token)).decode("ascii")
+class SaslResponder:
+    """A bearer token's side of a SASL exchange, for IMAP, POP3 and SMTP alike: the initial
+    response first, then an empty response to anything more (RFC 7628: the client
+    acknowledges an error challenge so that the server can say NO).
 
+    Called as imaplib's authenticator (``(challenge) -> str``) and as smtplib's auth
+    object (``()`` first); POP3 sends the same answers in base64 (``encoded``). The token
+    is revealed only when the answer is made."""
 
-def xoauth2(user: str, token: Secret) -> bytes:
-    """``user=U^Aauth=Bearer T^A^A``."""
-    return initial_response(Mechanism.XOAUTH2, user, token)
+    def __init__(self, mechanism: Mechanism, user: str, token: Secret) -> None:
+        self.mechanism, self.user, self.token = mechanism, user, token
+        self.sent = False
 
+    def __call__(self, challenge: bytes | None = None) -> str:
+        if self.sent:
+            return ""
+        self.sent = True
+        return initial_response(self.mechanism, self.user, self.token).decode("utf-8")
 
-def oauthbearer(user: str, token: Secret) -> bytes:
-    """``n,a=U,^Aauth=Bearer T^A^A``."""
-    return initial_response(Mechanism.OAUTHBEARER, user, token)
+    def encoded(self, challenge: bytes | None = None) -> str:
+        """The next answer in base64, as POP3's ``AUTH`` line and continuations take it."""
+        return base64.b64encode(self(challenge).encode("utf-8")).decode("ascii")

@@ -1,6 +1,6 @@
 """The correlate hop: which request (and which of its responders) a message answers.
 
-Tokens are tried in trust order (see ``find``); the first that exists and
+Tokens are tried in trust order (``ingest.parse.tokens`` finds them); the first that exists and
 verifies wins. A forged, altered or unknown token is recorded as such and never
 "corrected" into a near match.
 """
@@ -15,8 +15,7 @@ from sqlalchemy.orm import Session, contains_eager
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ingest.correlate import tokens
-from ingest.correlate.find import TokenCandidate, TokenSource, find_tokens
-from ingest.parse.base import ParsedMessage
+from ingest.parse.base import ParsedMessage, TokenCandidate, TokenSource
 from ingest.store.db import one_of
 from ingest.store.models import Recipient, Request
 
@@ -46,21 +45,21 @@ class Correlation:
 
 
 def correlate(
-    session: Session, parsed: ParsedMessage, *, secret: str, reply_address: str | None = None
-) -> Correlation:
-    """Match ``parsed`` to a request through the first valid token in trust order."""
-    candidates = find_tokens(parsed, reply_address=reply_address)
-    return match(candidates, recipients_for(session, {c.token for c in candidates}), secret)
+    session: Session, messages: Sequence[ParsedMessage], *, secret: str, lock: bool = False
+) -> list[Correlation]:
+    """The request each message answers: the tokens parse found in the whole batch are
+    looked up at once (``recipients_for``; with ``lock``, their requests locked as they are
+    read), then each message is matched through its first valid token in trust order. The
+    CLI asks with a batch of one, the pipeline with its batch."""
+    known = recipients_for(session, {c.token for parsed in messages for c in parsed.tokens},
+                           lock=lock)
+    return [_match(parsed.tokens, known, secret) for parsed in messages]
 
 
-def match(
+def _match(
     candidates: Sequence[TokenCandidate], known: Mapping[str, Recipient], secret: str
 ) -> Correlation:
-    """The first candidate, in trust order, that names a recipient in ``known`` and verifies.
-
-    ``known`` may hold more recipients than the candidates name: a batch looks up the
-    tokens of all its messages at once.
-    """
+    """The first candidate, in trust order, that names a recipient in ``known`` and verifies."""
     reasons: list[str] = []
     chosen: tuple[TokenCandidate, Recipient] | None = None
     for candidate in candidates:

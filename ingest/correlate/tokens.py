@@ -1,10 +1,11 @@
 """Correlation tokens: short, typeable, case-insensitive, and unforgeable without the secret.
 
-A token is 8 Crockford base32 characters written ``R7K2-9QXM``: the first 40
-bits of HMAC-SHA256(token_secret, request id | recipient address | nonce). The
-database keeps the nonce, so a token found in a reply is checked by recomputing
-the HMAC and comparing in constant time: a row inserted without the secret, or a
-token edited by hand, does not verify. Binding the address into the MAC is what
+A token is 8 Crockford base32 characters written ``R7K2-9QXM`` (its written form and
+where replies carry it: ``ingest.parse.tokens``): the first 40 bits of
+HMAC-SHA256(token_secret, request id | recipient address | nonce). The database keeps
+the nonce, so a token found in a reply is checked by recomputing the HMAC and comparing
+in constant time: a row inserted without the secret, or a token edited by hand, does
+not verify. Binding the address into the MAC is what
 makes a forwarded approval useless to its new reader.
 """
 
@@ -12,25 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 from functools import lru_cache
 
-ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-# Crockford's decoding: letters people confuse with digits read as those digits.
-_CONFUSABLE = str.maketrans({"O": "0", "I": "1", "L": "1"})
-_CHAR = "[0-9A-HJ-NP-TV-Z]"
-_LOOSE_CHAR = "[0-9A-Z]"
-TOKEN_PATTERN = f"{_LOOSE_CHAR}{{4}}-?{_LOOSE_CHAR}{{4}}"
-TOKEN_LENGTH = 8
-
-
-def normalise(text: str) -> str | None:
-    """The canonical ``XXXX-XXXX`` form of a token as typed, or None if it cannot be one."""
-    compact = text.strip().upper().replace("-", "").replace(" ", "").translate(_CONFUSABLE)
-    if len(compact) != TOKEN_LENGTH or any(c not in ALPHABET for c in compact):
-        return None
-    return f"{compact[:4]}-{compact[4:]}"
+from ingest.parse.tokens import ALPHABET
 
 
 def new_nonce() -> str:
@@ -53,7 +39,3 @@ def verify(secret: str, token: str, request_id: int, address: str, nonce: str) -
     expected = compute(secret, request_id, address, nonce)
     return hmac.compare_digest(expected.encode(), token.encode())
 
-
-def looks_like_token(text: str) -> bool:
-    """True when ``text`` has the exact shape of a canonical token."""
-    return re.fullmatch(f"{_CHAR}{{4}}-{_CHAR}{{4}}", text) is not None

@@ -1,7 +1,7 @@
 """The request email of ``ackmail request create --send``: one per responder, their own token.
 
 Each email carries the responder's token three ways the correlator reads back
-(``ingest.correlate.find``): the Message-ID replies quote in In-Reply-To, the
+(``ingest.parse.tokens``): the Message-ID replies quote in In-Reply-To, the
 ``[TOKEN]`` subject tag, and the ``Ref: TOKEN`` footer — plus the plus-addressed
 Reply-To where configured. A plain-text and an HTML part say how to answer.
 Works on any objects shaped like ``ingest.register``'s (structural typing), so

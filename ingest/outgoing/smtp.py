@@ -2,7 +2,9 @@
 
 Submission: implicit TLS (``ssl``) or ``starttls`` with certificate checks
 (``ca_file`` adds trust), then AUTH PLAIN/LOGIN with the password, or XOAUTH2
-with a token from ``ingest.auth`` (Microsoft 365 SMTP AUTH). SMTP's own reply
+with a token from ``ingest.auth`` (Microsoft 365 SMTP AUTH), through the login the
+mail sources use (``ingest.auth.log_in_with_retry``: a refused token is retried once,
+fresh). SMTP's own reply
 codes decide what a failure means: 4xx and network faults are transient (retry),
 5xx is permanent. The backup server is tried whenever the primary fails.
 """
@@ -13,13 +15,20 @@ import logging
 import secrets
 import smtplib
 import ssl
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from email.utils import format_datetime
 
 from ingest import __version__
-from ingest.auth import AuthError, Mechanism, TokenProviders, credentials_for, initial_response
+from ingest.auth import (
+    AuthError,
+    LoginRefused,
+    Mechanism,
+    SaslResponder,
+    TokenProviders,
+    log_in_with_retry,
+)
 from ingest.auth.base import LoginCredentials
 from ingest.config import SmtpConfig
 from ingest.errors import AckmailError, ConfigError, PermanentError, TransientError
@@ -129,22 +138,28 @@ class Mailer:
         # smtplib's auth() does not greet first and takes a 503 "send EHLO first" for success.
         client.ehlo_or_helo_if_needed()
         try:
-            login = credentials_for(server, self.providers)
+            log_in_with_retry(server, self.providers, lambda login: _authenticate(client, login))
         except AuthError as exc:
             raise PermanentError(str(exc)) from None
-        if login.kind == "password":
-            client.login(login.username, login.secret.reveal())
-            return
-        try:
-            client.auth(Mechanism.XOAUTH2.value, _xoauth2(login), initial_response_ok=True)
-        except smtplib.SMTPAuthenticationError as exc:
-            # A revoked or stale token: drop it, so the next attempt asks for a new one.
-            self.providers.for_subject(server).invalidate()
+        except LoginRefused as exc:
             raise TransientError(
-                f"SMTP {server.host}:{server.port} refused the OAuth2 token "
-                f"({exc.smtp_code}); a new token is fetched for the next attempt (check the "
-                "app's SMTP.Send permission if this persists)"
+                f"SMTP {server.host}:{server.port} refused the OAuth2 token ({exc}), and a "
+                "freshly fetched one too; check the app's SMTP.Send permission and that SMTP "
+                "AUTH is enabled for the mailbox"
             ) from None
+
+
+def _authenticate(client: smtplib.SMTP, login: LoginCredentials) -> None:
+    """AUTH with the password (a refusal is an SMTP answer like any other) or the token."""
+    if login.kind == "password":
+        client.login(login.username, login.secret.reveal())
+        return
+    try:
+        client.auth(Mechanism.XOAUTH2.value,
+                    SaslResponder(Mechanism.XOAUTH2, login.username, login.secret),
+                    initial_response_ok=True)
+    except smtplib.SMTPAuthenticationError as exc:
+        raise LoginRefused(str(exc.smtp_code)) from None
 
 
 def _connect(server: SmtpConfig, timeout: float) -> smtplib.SMTP:
@@ -159,20 +174,6 @@ def _connect(server: SmtpConfig, timeout: float) -> smtplib.SMTP:
             client.close()
             raise
     return client
-
-
-def _xoauth2(login: LoginCredentials) -> Callable[..., str]:
-    """smtplib's auth object: the XOAUTH2 string first, then '' to any error challenge."""
-    calls = 0
-
-    def answer(challenge: bytes | None = None) -> str:
-        nonlocal calls
-        calls += 1
-        if calls > 1:
-            return ""
-        return initial_response(Mechanism.XOAUTH2, login.username, login.secret).decode()
-
-    return answer
 
 
 def _by_code(code: int, message: str) -> AckmailError:

@@ -77,6 +77,23 @@ class IntentResult:
     note: str | None = None
 
 
+class TokenSource(enum.StrEnum):
+    """Where a request's token was found in a message, most trusted first."""
+
+    HEADERS = "In-Reply-To/References"
+    PLUS_ADDRESS = "plus-address"
+    SUBJECT = "subject tag"
+    FOOTER = "body footer"
+
+
+@dataclass(frozen=True)
+class TokenCandidate:
+    """A token as found in one place of a message (not yet looked up or verified)."""
+
+    token: str
+    source: TokenSource
+
+
 @dataclass(frozen=True)
 class ParsedMessage:
     """Everything the later hops need from one message.
@@ -102,6 +119,8 @@ class ParsedMessage:
     intent_reasons: tuple[str, ...] = ()
     defects: tuple[str, ...] = ()
     problem: str | None = None
+    # Every distinct (token, place), most trusted place first: what correlate looks up.
+    tokens: tuple[TokenCandidate, ...] = ()
     # The few decoded headers later hops read (today: From as written, for the record).
     headers: dict[str, str] = field(default_factory=dict)
 

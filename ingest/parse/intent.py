@@ -29,6 +29,7 @@ from typing import NamedTuple
 from ingest.parse.base import Intent, IntentResult
 from ingest.parse.clauses import Layout, Span
 from ingest.parse.short_answer import (
+    NOTE_MARK,
     Reading,
     ShortWords,
     instruction_after,
@@ -51,7 +52,6 @@ WRAP_WIDTH = 50
 # Words allowed between a strong negator and the approval it refuses ("can't really approve").
 NEGATION_REACH = 2
 
-_NOTE = "the instruction after it is kept as the note: "
 _ENDS_SENTENCE = (".", "!", "?", ":", ";", ",")
 _TAG = re.compile(r"\[[^\[\]\s]{1,40}\]")
 _SUBJECT_SEPARATORS = " :-|,;/\u2013\u2014"
@@ -255,11 +255,11 @@ def _judge(
     hedge = words.search("hedges", langs, line, clause[0], span.start)
     if hedge:
         return Intent.UNKNOWN, f"'{hedge.group(0)}' before {word}: not a decision"
-    return span.entry.intent, f"keyword {word}; {_NOTE}'{note}'" if note else f"keyword {word}"
+    return span.entry.intent, f"keyword {word}; {NOTE_MARK}'{note}'" if note else f"keyword {word}"
 
 
 def _note(reason: str) -> str | None:
-    return reason.partition(_NOTE)[2][1:-1] or None
+    return reason.partition(NOTE_MARK)[2][1:-1] or None
 
 
 def _condition(

@@ -1,8 +1,10 @@
 """The parse hop, composed: raw bytes -> ParsedMessage, with every reason kept.
 
 mime (decode within limits) -> kind (reply, auto-reply, bounce...) -> sender
-(strict From, Authentication-Results) -> reply text (new text only) -> intent.
-Pure: no database, no network; safe on any input.
+(strict From, Authentication-Results) -> tokens (where the request's token may be)
+-> reply text (new text only) -> intent. ``parse_message`` is the one entry: the
+pipeline and ``ackmail parse`` read a message through it alone. Pure: no database,
+no network; safe on any input.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from ingest.parse.base import (
     SenderInfo,
 )
 from ingest.parse.exchange import ExchangeTrust
-from ingest.parse.intent import classify_intent, subject_words_added
+from ingest.parse.intent import classify_intent
 from ingest.parse.kind import classify_kind
 from ingest.parse.mime import DecodedMessage, read_message
 from ingest.parse.reply_text import extract_reply
 from ingest.parse.sender import check_sender
+from ingest.parse.tokens import find_tokens
 from ingest.parse.vocabulary import Vocabulary, load_vocabulary
 
 
@@ -35,17 +38,19 @@ class ParseOptions:
     require_dmarc_pass: bool = False
     exchange: ExchangeTrust | None = None
     vocabulary: Vocabulary = field(default_factory=load_vocabulary)
+    # The watched address: a plus-address carries a token only on it (any, when None).
+    reply_address: str | None = None
 
 
 def parse_message(raw: bytes, options: ParseOptions, *, new_reply: bool = True) -> ParsedMessage:
     """What ackmail makes of one message; a message it cannot read safely has ``problem`` set.
 
-    With ``new_reply`` False a new message (not a reply) gets no reply text: most are
-    mailbox noise that answer nothing, and cutting the quotes off costs a third of the
-    parse; ``with_reply`` adds it to one that turns out to carry a token."""
+    With ``new_reply`` False a new message (not a reply) gets reply text only when it
+    carries a token: the rest are mailbox noise that answer nothing, and cutting the
+    quotes off costs a third of the parse."""
     decoded = read_message(raw, options.limits)
     if decoded.problem:
-        return _unreadable(decoded)
+        return _unreadable(decoded, options)
     kind, kind_reasons = classify_kind(decoded)
     sender = check_sender(
         decoded,
@@ -54,9 +59,10 @@ def parse_message(raw: bytes, options: ParseOptions, *, new_reply: bool = True) 
         exchange=options.exchange,
     )
     reasons = (*kind_reasons, *sender.reasons)
+    tokens = tuple(find_tokens(decoded, reply_address=options.reply_address))
     reply_text = ""
     read = IntentResult(Intent.UNKNOWN)
-    if kind == MessageKind.REPLY or (kind == MessageKind.NEW and new_reply):
+    if kind == MessageKind.REPLY or (kind == MessageKind.NEW and (new_reply or tokens)):
         reply = extract_reply(decoded.body_text, vocabulary=options.vocabulary)
         reply_text, reasons = reply.text, (*reasons, *reply.reasons)
         if kind == MessageKind.REPLY:
@@ -78,46 +84,13 @@ def parse_message(raw: bytes, options: ParseOptions, *, new_reply: bool = True) 
         reasons=reasons,
         intent_reasons=read.reasons,
         defects=decoded.defects,
+        tokens=tokens,
         headers={"From": decoded.headers.get("From") or ""},
     )
 
 
-def with_reply(parsed: ParsedMessage, options: ParseOptions) -> ParsedMessage:
-    """A new message parsed with ``new_reply`` False, with its reply text after all."""
-    if parsed.kind != MessageKind.NEW or parsed.reply_text:
-        return parsed
-    reply = extract_reply(parsed.body_text, vocabulary=options.vocabulary)
-    return replace(parsed, reply_text=reply.text, reasons=(*parsed.reasons, *reply.reasons))
-
-
-def read_intent(
-    parsed: ParsedMessage, options: ParseOptions, request_subject: str | None = None
-) -> ParsedMessage:
-    """``parsed`` with its intent (re)read; the request's own subject words never count."""
-    result = classify_intent(
-        parsed.reply_text,
-        parsed.subject,
-        request_subject=request_subject,
-        vocabulary=options.vocabulary,
-    )
-    return replace(
-        parsed, intent=result.intent, language=result.language, intent_reasons=result.reasons
-    )
-
-
-def reread_intent(parsed: ParsedMessage, options: ParseOptions,
-                  request_subject: str) -> ParsedMessage:
-    """A reply's intent, read at parse time, read again now that the request's subject is
-    known; the subject words the replier added are all that can change."""
-    vocabulary = options.vocabulary
-    if subject_words_added(parsed.subject, request_subject, vocabulary=vocabulary) == \
-            subject_words_added(parsed.subject, vocabulary=vocabulary):
-        return parsed
-    return read_intent(parsed, options, request_subject)
-
-
-def _unreadable(decoded: DecodedMessage) -> ParsedMessage:
-    return ParsedMessage(
+def _unreadable(decoded: DecodedMessage, options: ParseOptions) -> ParsedMessage:
+    unreadable = ParsedMessage(
         message_id=decoded.message_id,
         in_reply_to=decoded.in_reply_to,
         references=decoded.references,
@@ -132,3 +105,6 @@ def _unreadable(decoded: DecodedMessage) -> ParsedMessage:
         defects=decoded.defects,
         problem=decoded.problem,
     )
+    # Its headers and subject are read for tokens as any message's are.
+    found = find_tokens(unreadable, reply_address=options.reply_address)
+    return replace(unreadable, tokens=tuple(found))

@@ -26,6 +26,8 @@ from ingest.parse.base import Intent
 from ingest.parse.clauses import CLAUSE_BREAK
 from ingest.parse.vocabulary import CompiledWords, LanguageWords, Vocabulary, fold
 
+# A reason that keeps an instruction as the note says so with these words before it.
+NOTE_MARK = "the instruction after it is kept as the note: "
 # Lines after the first that an affirmative's condition or doubt may sit in.
 REACH_LINES = 5
 _PUNCTUATION = " \t.,;:!\u2026-\u2013\u2014"
@@ -194,15 +196,29 @@ def _short_affirmative(
     first = reading.lines[0]
     if reading.take_back or words.negators.search(first, len(clause)):
         return None
-    if _qualified(reading, len(clause), words, ("conditions", "not_yet", "hedges", "restrictions")):
+    languages = tuple(words.per_language["conditions"])
+    restriction = words.search("restrictions", languages, first, len(clause), len(first))
+    note = instruction_after(first, restriction, len(first), words, short) if restriction else None
+    # "Yes, go ahead, but please tell the on-call team": the instruction is kept as the
+    # note and is no qualifier of the answer; every other line still is.
+    lines = [first[: restriction.start()], *reading.lines[1:]] if restriction and note else None
+    keys = ("conditions", "not_yet", "hedges", "restrictions")
+    if _qualified(reading, len(clause), words, keys, lines):
         return None
-    return Intent.AFFIRM, f"rule 'short affirmative': '{clause}' is the whole first clause"
+    reason = f"rule 'short affirmative': '{clause}' is the whole first clause"
+    return Intent.AFFIRM, f"{reason}; {NOTE_MARK}'{note}'" if note else reason
 
 
-def _qualified(reading: Reading, start: int, words: CompiledWords, keys: tuple[str, ...]) -> bool:
+def _qualified(
+    reading: Reading,
+    start: int,
+    words: CompiledWords,
+    keys: tuple[str, ...],
+    lines: list[str] | None = None,
+) -> bool:
     """A question, or a condition, plan or restriction word, in the first lines after the
     answer's own words (the "si" of "Sí" is no condition)."""
-    text = "\n".join(reading.lines[:REACH_LINES])
+    text = "\n".join((reading.lines if lines is None else lines)[:REACH_LINES])
     if "?" in text:
         return True
     languages = tuple(words.per_language["conditions"])

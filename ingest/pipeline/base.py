@@ -22,7 +22,6 @@ class PipelineConfig:
 
     parse: ParseOptions
     token_secret: str
-    reply_address: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PipelineConfig:
@@ -32,17 +31,18 @@ class PipelineConfig:
                 f"{settings.path}: [security] token_secret is not set; it is needed to check "
                 "reply tokens (run 'ackmail init' to generate one)"
             )
-        return cls(parse_options(settings), secret.reveal(), settings.requests.reply_address)
+        return cls(parse_options(settings), secret.reveal())
 
 
 def parse_options(settings: Settings) -> ParseOptions:
-    """The parser's configuration: sender trust and the intent vocabulary."""
+    """The parser's configuration: sender trust, the intent vocabulary, the reply address."""
     return ParseOptions(
         limits=settings.limits,
         trusted_authserv_id=settings.security.trusted_authserv_id,
         require_dmarc_pass=settings.security.require_dmarc_pass,
         exchange=_exchange_trust(settings),
         vocabulary=_vocabulary(settings),
+        reply_address=settings.requests.reply_address,
     )
 
 

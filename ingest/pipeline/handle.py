@@ -7,21 +7,18 @@ and the recorder that writes rows in bulk — a few queries per batch, not per m
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from functools import cached_property
 
 from sqlalchemy.orm import Session
 
-from ingest.correlate import Correlation, match, recipients_for
-from ingest.correlate.find import TokenCandidate
-from ingest.decide import Vote, answered_intent, decide
-from ingest.parse.base import Intent, MessageKind, ParsedMessage
-from ingest.parse.message import reread_intent
+from ingest.correlate import Correlation, correlate
+from ingest.decide import Vote, decide, read_answer
+from ingest.parse.base import MessageKind, ParsedMessage
 from ingest.pipeline.base import Arrival, PipelineConfig, Processed
 from ingest.pipeline.pool import InProcessPreparer, Preparing
 from ingest.store.events import content_hash
-from ingest.store.models import MessageStatus, Recipient, Request
+from ingest.store.models import MessageStatus, Request
 from ingest.store.recorder import MessageRow, Recorded, RecordedIndex, Recorder
 from ingest.timeutil import isoformat_z, utcnow
 
@@ -65,16 +62,16 @@ class BatchRun:
         """Work out and record what becomes of each message, in order."""
         prepared = self.preparing()
         self.recorded = self._index([each.digest for each in prepared])
-        tokens = {candidate.token for each in prepared for candidate in each.candidates}
         # Two workers deciding one request at once would both see it pending: the requests'
         # rows are locked as they are read.
-        known = recipients_for(self.session, tokens, lock=True)
-        self.recorder.load_answers({recipient.request_id for recipient in known.values()})
+        found = correlate(self.session, [each.parsed for each in prepared],
+                          secret=self.config.token_secret, lock=True)
+        self.recorder.load_answers({c.request.id for c in found if c.request is not None})
         # Rows wait for the flush below; a query in between must not write them one by one.
         with self.session.no_autoflush:
-            handled = [_Job(self, arrival, each.digest, note).run(each.parsed, each.candidates,
-                                                                  known)
-                       for arrival, each in zip(self.arrivals, prepared, strict=True)]
+            handled = [_Job(self, arrival, each.digest, note).run(each.parsed, correlation)
+                       for arrival, each, correlation
+                       in zip(self.arrivals, prepared, found, strict=True)]
         self.recorder.flush()
         return handled
 
@@ -101,21 +98,15 @@ class _Job:
         self.notes = [note] if note else []
         self.parsed: ParsedMessage | None = None
 
-    def run(self, parsed: ParsedMessage, candidates: Sequence[TokenCandidate],
-            known: Mapping[str, Recipient]) -> Handled:
+    def run(self, parsed: ParsedMessage, found: Correlation) -> Handled:
         """The steps of ``STEPS`` in order; the first that returns a result ends the run."""
         self.parsed = self.reading = parsed
-        self.candidates, self.known = candidates, known
+        self.found = found
         for _name, step in STEPS:
             handled = step(self)
             if handled is not None:
                 return handled
         raise AssertionError("the last step handles every message that reaches it")
-
-    @cached_property
-    def found(self) -> Correlation:
-        """The request the message answers, looked up once, when a step first asks."""
-        return match(self.candidates, self.known, self.config.token_secret)
 
     @property
     def evidence(self) -> list[str]:
@@ -148,7 +139,7 @@ class _Job:
     def as_answer(self) -> Handled:
         request = self.found.request
         assert request is not None  # if_unmatched took every message without one
-        return self.respond(self.reading, self.found, request, self.evidence)
+        return self.respond(self.reading, self.found, request)
 
     def duplicate(self, existing: Recorded) -> Handled:
         if existing.id is None:  # recorded earlier in this very batch
@@ -215,16 +206,10 @@ class _Job:
         self.batch.recorder.events(["message.unmatched"], message)
         return Handled(Processed(MessageStatus.IGNORED, reason), parsed, message)
 
-    def respond(
-        self, parsed: ParsedMessage, found: Correlation, request: Request, evidence: list[str]
-    ) -> Handled:
-        if parsed.kind == MessageKind.REPLY and request.subject:
-            parsed = self.parsed = reread_intent(parsed, self.config.parse, request.subject)
-            evidence = [*self.notes, *parsed.evidence, *found.reasons]
-        if parsed.intent is Intent.AFFIRM:
-            intent = answered_intent(request.kind, parsed.intent)
-            parsed = self.parsed = replace(parsed, intent=intent)
-            evidence.append(f"a short affirmative to an {request.kind} request: {intent}")
+    def respond(self, parsed: ParsedMessage, found: Correlation, request: Request) -> Handled:
+        parsed, read = read_answer(request, parsed, self.config.parse.vocabulary)
+        self.parsed = parsed
+        evidence = [*self.notes, *parsed.evidence, *found.reasons, *read]
         received_at = self.arrival.source.received_at or utcnow()
         prior = [r for r in self.batch.recorder.answers(request) if r.counted]
         decision = decide(

@@ -1,12 +1,11 @@
-"""What every mail source shares: its TLS context, the error boundary, the login retry.
+"""What every mail source shares: its TLS context, the error boundary, the login.
 
 This is the boundary where socket, ssl, imaplib/imapclient and poplib errors become
 ackmail errors: a lost connection is ``ConnectionLost`` (retry), a certificate the
 host does not trust is ``CertificateRejected`` (settings), a refused login is an
-``AuthError`` with the cause and the fix. A refused token is dropped from the cache
-and the login tried once more with a fresh one, since Exchange may reject a token
-the cache still considers valid (revoked session, policy change). The protocol
-sessions themselves are in ``imap_session.py`` and ``pop3_session.py``.
+``AuthError`` with the cause and the fix. The login and its retry with a fresh token
+are ``ingest.auth.login``'s, shared with SMTP. The protocol sessions themselves are in
+``imap_session.py`` and ``pop3_session.py``.
 """
 
 from __future__ import annotations
@@ -19,11 +18,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from ingest.auth import (
-    AccessToken,
     AuthError,
     LoginCredentials,
+    LoginRefused,
     TokenProviders,
-    credentials_for,
+    log_in_with_retry,
 )
 from ingest.auth.login_failures import diagnose_login_failure
 from ingest.auth.sasl import Mechanism
@@ -31,7 +30,6 @@ from ingest.config import MailboxConfig
 from ingest.config.reader import Secret
 from ingest.errors import PermanentError, TransientError
 from ingest.net.tls import client_context, explain_certificate
-from ingest.timeutil import utcnow
 
 
 class ConnectionLost(TransientError):
@@ -62,10 +60,6 @@ class SessionTokenExpired(SessionEnded):
 
 class CertificateRejected(PermanentError):
     """The server's TLS certificate is not trusted by this host."""
-
-
-class LoginRefused(Exception):
-    """The server refused the credentials; carries the server's text (never a secret)."""
 
 
 def tls_context(box: MailboxConfig) -> ssl.SSLContext:
@@ -144,27 +138,14 @@ def bearer_mechanism(advertised: set[str]) -> Mechanism:
     return Mechanism.XOAUTH2
 
 
-# --- login with one retry on a refused token
-
-
-Authenticate = Callable[[LoginCredentials], str]
-
-
-def log_in(box: MailboxConfig, providers: TokenProviders, authenticate: Authenticate) -> str:
-    """Get credentials and log in; a refused token is dropped and retried once, fresh.
+def log_in(box: MailboxConfig, providers: TokenProviders,
+           authenticate: Callable[[LoginCredentials], str]) -> str:
+    """Log in (``ingest.auth.log_in_with_retry``: a refused token is retried once, fresh).
 
     Returns the mechanism used; raises AuthError (with the cause and the fix) when the
     server refuses, and whatever ``credentials_for`` raises (ReauthRequired...).
     """
-    credentials = credentials_for(box, providers)
     try:
-        return authenticate(credentials)
+        return log_in_with_retry(box, providers, authenticate)
     except LoginRefused as refused:
-        if credentials.kind != "xoauth2":
-            raise diagnose_login_failure(str(refused), box) from None
-    providers.for_subject(box).invalidate(AccessToken(credentials.secret, utcnow(), True))
-    credentials = credentials_for(box, providers)
-    try:
-        return authenticate(credentials)
-    except LoginRefused as refused:
-        raise diagnose_login_failure(str(refused), box, token=credentials.secret) from None
+        raise diagnose_login_failure(str(refused), box, token=refused.token) from None

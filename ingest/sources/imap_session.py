@@ -8,25 +8,9 @@ from contextlib import suppress
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
-from ingest.auth import LoginCredentials
-from ingest.auth.sasl import Mechanism, initial_response
+from ingest.auth import LoginCredentials, LoginRefused, SaslResponder
 from ingest.config import MailboxConfig
-from ingest.sources.connect import LoginRefused, bearer_mechanism, boundary, tls_context
-
-
-class _SaslResponder:
-    """Answers the server's continuations: the initial response, then an empty line
-    (RFC 7628: the client acknowledges an error challenge so the server can say NO)."""
-
-    def __init__(self, mechanism: Mechanism, credentials: LoginCredentials) -> None:
-        self.first = initial_response(mechanism, credentials.username, credentials.secret)
-        self.sent = False
-
-    def __call__(self, challenge: bytes) -> bytes:
-        if self.sent:
-            return b""
-        self.sent = True
-        return self.first
+from ingest.sources.connect import bearer_mechanism, boundary, tls_context
 
 
 def imap_greeting(box: MailboxConfig, timeout: float) -> IMAPClient:
@@ -82,7 +66,8 @@ def imap_authenticate(client: IMAPClient, box: MailboxConfig,
                 client.login(credentials.username, credentials.secret.reveal())
                 return "LOGIN"
             mechanism = bearer_mechanism(imap_mechanisms(client))
-            client.sasl_login(mechanism.value, _SaslResponder(mechanism, credentials))
+            client.sasl_login(mechanism.value,
+                              SaslResponder(mechanism, credentials.username, credentials.secret))
             return mechanism.value
         except LoginError as exc:
             raise LoginRefused(_server_text(exc)) from None

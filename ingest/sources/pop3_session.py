@@ -6,10 +6,9 @@ import poplib
 from contextlib import suppress
 from typing import Any
 
-from ingest.auth import LoginCredentials
-from ingest.auth.sasl import initial_response_b64
+from ingest.auth import LoginCredentials, LoginRefused, SaslResponder
 from ingest.config import MailboxConfig
-from ingest.sources.connect import LoginRefused, bearer_mechanism, boundary, tls_context
+from ingest.sources.connect import bearer_mechanism, boundary, tls_context
 
 # poplib refuses lines over 2,048 bytes; real mail (unwrapped HTML) has longer ones.
 poplib._MAXLINE = 1 << 20  # type: ignore[attr-defined]
@@ -59,13 +58,13 @@ def pop3_authenticate(pop: poplib.POP3, box: MailboxConfig,
                 pop.pass_(credentials.secret.reveal())
                 return "USER/PASS"
             mechanism = bearer_mechanism(pop3_mechanisms(pop))
+            respond = SaslResponder(mechanism, credentials.username, credentials.secret)
             answer = pop._shortcmd(  # type: ignore[attr-defined]
-                f"AUTH {mechanism} "
-                + initial_response_b64(mechanism, credentials.username, credentials.secret))
+                f"AUTH {mechanism} {respond.encoded()}")
             if not answer.startswith(b"+OK"):
                 # A refusal arrives as a '+ <challenge>' continuation, which poplib takes for
-                # success: answer with an empty line to get the real -ERR.
-                pop._shortcmd("")  # type: ignore[attr-defined]
+                # success: the responder's empty answer gets the real -ERR.
+                pop._shortcmd(respond.encoded(answer))  # type: ignore[attr-defined]
             return mechanism.value
         except poplib.error_proto as exc:
             raise LoginRefused(_describe_pop3(exc)) from None

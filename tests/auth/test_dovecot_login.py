@@ -9,7 +9,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
 from ingest.auth import TokenProvider, TokenProviders, credentials_for, diagnose_login_failure
-from ingest.auth.sasl import Mechanism, initial_response_b64
+from ingest.auth.sasl import Mechanism, SaslResponder
 from ingest.config import MailboxConfig
 from tests.auth.conftest import APP_ID, MailboxFactory
 from tests.servers.dovecot import DovecotServer
@@ -47,7 +47,7 @@ def test_delegated_token_logs_in_over_pop3_oauthbearer(dovecot_for_idp: DovecotS
     pop = poplib.POP3_SSL(dovecot_for_idp.host, dovecot_for_idp.pop3s_port,
                           context=dovecot_for_idp.client_context(), timeout=10)
     try:
-        response = initial_response_b64(Mechanism.OAUTHBEARER, login.username, login.secret)
+        response = SaslResponder(Mechanism.OAUTHBEARER, login.username, login.secret).encoded()
         # poplib has no AUTH command: speak it on its socket, read on its file.
         pop.sock.sendall(f"AUTH OAUTHBEARER {response}\r\n".encode("ascii"))
         assert pop.file.readline().startswith(b"+OK")

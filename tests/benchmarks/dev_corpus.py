@@ -11,6 +11,7 @@ import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ingest.parse.base import Intent
 from tests.parse.corpus import token_f1
@@ -59,19 +60,23 @@ def _message(body: str, number: int, html: bool = False) -> bytes:
     ).encode("utf-8")
 
 
+def _load(name: str) -> dict[str, list[dict[str, Any]]]:
+    with (DEV / name).open("rb") as handle:
+        return tomllib.load(handle)
+
+
 def load_dev_corpus() -> list[DevCase]:
-    """Every reply of replies.toml under each client's quote shape, then its whole bodies."""
-    with (DEV / "replies.toml").open("rb") as handle:
-        data = tomllib.load(handle)
-    languages = data["lang"]
+    """Every reply of replies.toml under each client's quote shape, then the whole bodies
+    of replies.toml and of the public fixtures (public.toml)."""
+    data = _load("replies.toml")
     cases: list[DevCase] = []
-    for lang in languages:
+    for lang in data["lang"]:
         for reply in lang["replies"]:
             for source, body in _bodies(reply["text"], reply["kind"], lang).items():
                 raw = _message(body, len(cases))
                 cases.append(DevCase(source, lang["code"], reply["kind"], raw, reply["text"],
                                      Intent(reply["intent"])))
-    for case in data["case"]:
+    for case in data["case"] + _load("public.toml")["case"]:
         raw = _message(case["body"], len(cases), case.get("html", False))
         cases.append(DevCase(case["source"], case["language"], case["kind"], raw,
                              case["reply_text"], Intent(case["intent"])))

@@ -204,7 +204,7 @@ def test_dispatch_delivers_and_outcomes_list_and_retry(
     created = json.loads(_create_request(cli).out)
     token = created["recipients"][0]["token"]
     engine = make_engine(db_url)
-    config = PipelineConfig(ParseOptions(), TOKEN_SECRET, "approvals@acme.example")
+    config = PipelineConfig(ParseOptions(reply_address="approvals@acme.example"), TOKEN_SECRET)
     for n, body in enumerate(("Hmm, what is this?", "Approved.")):
         source = SourceRef(mailbox="approvals", source_key=f"test:{n}")
         process_message(engine, config, Arrival(source, _reply(token, body).replace(

@@ -6,13 +6,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ingest.correlate import tokens
+from ingest.parse.tokens import looks_like_token, normalise
 
 SECRET = "correct horse battery staple"
 
 
 def test_token_shape_is_typeable() -> None:
     token = tokens.compute(SECRET, 17, "alice@example.test", "00ff")
-    assert tokens.looks_like_token(token)
+    assert looks_like_token(token)
     assert len(token) == 9 and token[4] == "-"
     assert not set(token) & set("ILOU")
 
@@ -38,12 +39,12 @@ def test_verify_accepts_only_the_exact_token() -> None:
 
 
 def test_normalise_reads_what_people_type() -> None:
-    assert tokens.normalise("r7k2-9qxm") == "R7K2-9QXM"
-    assert tokens.normalise(" R7K29QXM ") == "R7K2-9QXM"
-    assert tokens.normalise("R7K2-9QXO") == "R7K2-9QX0"
-    assert tokens.normalise("R7KL-9QXI") == "R7K1-9QX1"
-    assert tokens.normalise("R7K2-9QX") is None
-    assert tokens.normalise("R7K2-9QXU") is None
+    assert normalise("r7k2-9qxm") == "R7K2-9QXM"
+    assert normalise(" R7K29QXM ") == "R7K2-9QXM"
+    assert normalise("R7K2-9QXO") == "R7K2-9QX0"
+    assert normalise("R7KL-9QXI") == "R7K1-9QX1"
+    assert normalise("R7K2-9QX") is None
+    assert normalise("R7K2-9QXU") is None
 
 
 @given(st.integers(min_value=1, max_value=2**40), st.emails(), st.text(min_size=1, max_size=20))
@@ -51,5 +52,5 @@ def test_every_computed_token_normalises_to_itself(
     request_id: int, address: str, nonce: str
 ) -> None:
     token = tokens.compute(SECRET, request_id, address, nonce)
-    assert tokens.normalise(token) == token
-    assert tokens.normalise(token.lower()) == token
+    assert normalise(token) == token
+    assert normalise(token.lower()) == token

@@ -14,10 +14,9 @@ from ingest.auth import TokenProviders
 from ingest.config import RequestsConfig
 from ingest.config.reader import Secret
 from ingest.correlate import correlate
-from ingest.correlate.find import TokenSource, find_tokens
 from ingest.outgoing.request_mail import RecipientMail, compose_request_email, send_request_emails
 from ingest.outgoing.smtp import Mailer
-from ingest.parse.base import Intent, MessageKind
+from ingest.parse.base import Intent, MessageKind, TokenSource
 from ingest.parse.message import ParseOptions, parse_message
 from ingest.register import NewRequest, RegisteredRequest, register_request
 from ingest.store.db import read_session, transaction
@@ -87,7 +86,7 @@ def test_each_responder_gets_their_own_token_everywhere(
         assert "APPROVE or REJECT" in text and "APPROVE or REJECT" in html
         assert text.rstrip().endswith(f"Ref: {token}") and f"Ref: {token}" in html
         parsed = parse_message(mail.data, ParseOptions())
-        assert {(c.token, c.source) for c in find_tokens(parsed)} == {
+        assert {(c.token, c.source) for c in parsed.tokens} == {
             (token, TokenSource.SUBJECT), (token, TokenSource.FOOTER)}
 
 
@@ -97,13 +96,13 @@ def test_a_reply_to_the_sent_email_finds_its_request_and_intent(
     alice = registered.recipients[0]
     sent = compose_request_email(registered, alice, sender=SMTP_USER, domain="acme.example")
 
-    parsed = parse_message(_reply_to(sent, "Approved, go ahead."), ParseOptions())
+    parsed = parse_message(_reply_to(sent, "Approved, go ahead."),
+                           ParseOptions(reply_address=REQUESTS.reply_address))
 
     assert (parsed.kind, parsed.intent) == (MessageKind.REPLY, Intent.APPROVE)
-    assert find_tokens(parsed, reply_address=REQUESTS.reply_address)[0].source == \
-        TokenSource.HEADERS
+    assert parsed.tokens[0].source == TokenSource.HEADERS
     with read_session(engine) as session:
-        found = correlate(session, parsed, secret=SECRET, reply_address=REQUESTS.reply_address)
+        [found] = correlate(session, [parsed], secret=SECRET)
         assert found.request is not None and found.request.id == registered.id
         assert found.recipient is not None and found.recipient.address == ALICE
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.correlate.find import find_tokens
 from ingest.parse.base import Intent, ParsedMessage
+from ingest.parse.tokens import find_tokens
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 _WORD = re.compile(r"\w+", re.UNICODE)

@@ -33,14 +33,20 @@ from email.feedparser import BufferedSubFile
 from email.message import Message
 from email.parser import BytesParser
 
-from ingest.correlate.find import TokenCandidate, find_tokens
-from ingest.correlate.tokens import looks_like_token, normalise
-from ingest.parse.base import Intent, MessageKind, ParsedMessage, ParseLimits, SenderInfo
+from ingest.parse.base import (
+    Intent,
+    MessageKind,
+    ParsedMessage,
+    ParseLimits,
+    SenderInfo,
+    TokenCandidate,
+)
 from ingest.parse.html_text import decode_header_text, decode_text, html_to_text
 from ingest.parse.intent import classify_intent, subject_words_added
-from ingest.parse.message import ParseOptions, parse_message, read_intent
+from ingest.parse.message import ParseOptions, parse_message
 from ingest.parse.mime import DecodedMessage, _header_end, _single_part, read_message
 from ingest.parse.reply_text import extract_reply
+from ingest.parse.tokens import find_tokens, looks_like_token, normalise
 
 # Small limits, so that inputs of a few kilobytes reach every limit's code path.
 LIMITS = ParseLimits(max_bytes=64 * 1024, max_parts=60, max_depth=6, max_headers=80,
@@ -160,8 +166,9 @@ def check_parsed(parsed: ParsedMessage, limits: ParseLimits = LIMITS) -> None:
     for reply_address in (REPLY_ADDRESS, None):
         check_tokens(find_tokens(parsed, reply_address=reply_address))
     check_request_subject(parsed.subject)
-    reread = read_intent(parsed, OPTIONS, request_subject=parsed.subject)
-    expect(isinstance(reread.intent, Intent), "read_intent gave no Intent", reread.intent)
+    reread = classify_intent(parsed.reply_text, parsed.subject, request_subject=parsed.subject,
+                             vocabulary=OPTIONS.vocabulary)
+    expect(isinstance(reread.intent, Intent), "classify_intent gave no Intent", reread.intent)
 
 
 def check_tokens(candidates: Iterable[TokenCandidate]) -> None:

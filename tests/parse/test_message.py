@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.parse.base import Intent, MessageKind, ParseLimits
-from ingest.parse.message import ParseOptions, parse_message, read_intent, reread_intent
+from ingest.parse.base import Intent, MessageKind, ParseLimits, TokenCandidate, TokenSource
+from ingest.parse.message import ParseOptions, parse_message
 
 OPTIONS = ParseOptions()
 
@@ -35,6 +34,18 @@ def test_a_reply_gets_kind_sender_reply_text_and_intent_with_evidence() -> None:
     assert "Ref: R7K2-9QXM" in parsed.body_text  # the footer survives for correlation
     assert parsed.evidence == (*parsed.reasons, *parsed.intent_reasons)
     assert any("approved" in reason for reason in parsed.intent_reasons)
+    # Where it carries its request's token, most trusted first: what correlate looks up.
+    assert parsed.tokens == tuple(TokenCandidate("R7K2-9QXM", source) for source in (
+        TokenSource.HEADERS, TokenSource.SUBJECT, TokenSource.FOOTER))
+
+
+def test_a_new_message_gets_reply_text_only_with_a_token_when_asked() -> None:
+    new = REPLY.replace(b"In-Reply-To: <ackmail.R7K2-9QXM.5f3a@example.test>\r\n", b"").replace(
+        b"RE: Budget approval needed [R7K2-9QXM]", b"Budget")
+    plain = new.replace(b"> Ref: R7K2-9QXM\r\n", b"")
+    assert parse_message(new, OPTIONS, new_reply=False).reply_text == "Approved."
+    assert parse_message(plain, OPTIONS, new_reply=False).reply_text == ""
+    assert parse_message(plain, OPTIONS).reply_text == "Approved."
 
 
 def test_non_replies_carry_no_intent_and_no_reply_text() -> None:
@@ -42,39 +53,6 @@ def test_non_replies_carry_no_intent_and_no_reply_text() -> None:
     parsed = parse_message(auto, OPTIONS)
     assert parsed.kind == MessageKind.AUTO_REPLY
     assert (parsed.intent, parsed.reply_text, parsed.intent_reasons) == (Intent.UNKNOWN, "", ())
-
-
-def test_read_intent_drops_the_request_subject_words() -> None:
-    subject = b"Subject: RE: Budget approval needed [R7K2-9QXM] - approved"
-    parsed = parse_message(
-        REPLY.replace(b"Subject: RE: Budget approval needed [R7K2-9QXM]", subject).replace(
-            b"Approved.", b"Thanks."
-        ),
-        OPTIONS,
-    )
-    assert parsed.intent == Intent.UNKNOWN  # without the request subject nothing is added
-    reread = read_intent(parsed, OPTIONS, request_subject="Budget approval needed")
-    assert reread.intent == Intent.APPROVE
-    assert any("added by the replier: 'approved'" in r for r in reread.intent_reasons)
-
-
-@pytest.mark.parametrize(("subject", "body", "request_subject"), [
-    ("RE: Budget approval needed [R7K2-9QXM] - approved", "Thanks.", "Budget approval needed"),
-    ("APPROVED: Re: Budget approval needed", "Thanks.", "Budget approval needed"),
-    ("APPROVED: Re: Budget approval needed", "Thanks.", "APPROVED: something"),
-    ("Re: Approve the budget", "Rejected.", "Approve the budget"),
-    ("Approve the budget", "Thanks.", "Approve the budget"),
-    ("RE: Budget approval needed [R7K2-9QXM]", "Approved.", "Budget approval needed"),
-])
-def test_reread_intent_is_a_full_read_with_the_request_subject(
-    subject: str, body: str, request_subject: str
-) -> None:
-    raw = REPLY.replace(b"RE: Budget approval needed [R7K2-9QXM]", subject.encode()).replace(
-        b"Approved.", body.encode())
-    parsed = parse_message(raw, OPTIONS)
-    full = read_intent(parsed, OPTIONS, request_subject=request_subject)
-    again = reread_intent(parsed, OPTIONS, request_subject)
-    assert (again.intent, again.intent_reasons) == (full.intent, full.intent_reasons)
 
 
 def test_a_message_over_a_limit_is_a_problem_not_an_exception() -> None:

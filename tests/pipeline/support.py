@@ -13,7 +13,7 @@ from ingest.store.db import read_session
 from ingest.store.models import Event, Request, RequestStatus
 
 SECRET = "pipeline-test-secret"
-CONFIG = PipelineConfig(ParseOptions(), SECRET, None)
+CONFIG = PipelineConfig(ParseOptions(), SECRET)
 ALICE, BOB = "alice@example.test", "bob@example.test"
 
 

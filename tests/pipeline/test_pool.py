@@ -17,7 +17,7 @@ from ingest.pipeline.base import PipelineConfig
 from ingest.pipeline.pool import MIN_POOLED, InProcessPreparer, PreparePool
 from tests.sources.mail import reply, unrelated
 
-CONFIG = PipelineConfig(ParseOptions(), "pool-test-secret", "approvals@example.test")
+CONFIG = PipelineConfig(ParseOptions(reply_address="approvals@example.test"), "pool-test-secret")
 BATCH = [reply(f"TKN{n % 10}-ABCD") if n % 3 else unrelated() for n in range(MIN_POOLED + 8)]
 
 
@@ -33,7 +33,7 @@ WAIT = 10.0  # seconds
 def test_a_pool_prepares_a_batch_in_order_as_in_process(pool: PreparePool) -> None:
     prepared = pool.prepare(BATCH)
     assert prepared == InProcessPreparer(CONFIG).prepare(BATCH)
-    assert sum(bool(each.candidates) for each in prepared) == sum(bool(n % 3) for n in
+    assert sum(bool(each.parsed.tokens) for each in prepared) == sum(bool(n % 3) for n in
                                                                  range(len(BATCH)))
     assert len({each.digest for each in prepared}) == len(BATCH)
 

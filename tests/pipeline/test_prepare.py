@@ -18,7 +18,7 @@ def _new_message(footer: str = "") -> bytes:
 
 def test_a_new_message_without_a_token_is_not_cut_to_its_reply() -> None:
     prepared = prepare(_new_message(), CONFIG)
-    assert (prepared.parsed.kind, prepared.candidates) == (MessageKind.NEW, ())
+    assert (prepared.parsed.kind, prepared.parsed.tokens) == (MessageKind.NEW, ())
     assert prepared.parsed.reply_text == ""
     # Everything else is what a full parse gives.
     full = parse_message(_new_message(), CONFIG.parse)
@@ -29,5 +29,5 @@ def test_a_new_message_without_a_token_is_not_cut_to_its_reply() -> None:
 def test_a_new_message_with_a_token_gets_its_reply_text_as_a_full_parse_does() -> None:
     raw = _new_message("Ref: R7K2-9QXM\r\n")
     prepared = prepare(raw, CONFIG)
-    assert [candidate.token for candidate in prepared.candidates] == ["R7K2-9QXM"]
+    assert [candidate.token for candidate in prepared.parsed.tokens] == ["R7K2-9QXM"]
     assert prepared.parsed == parse_message(raw, CONFIG.parse)

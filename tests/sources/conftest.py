@@ -33,7 +33,7 @@ FAST_RETRY = RetryPolicy(initial_seconds=0.05, cap_seconds=0.3, jitter_seconds=0
                          once_attempts=4, healthy_seconds=0.5, slow_retry_seconds=0.3)
 FAST_SOURCE = SourceOptions(batch_size=50, timeout_seconds=10, idle_renew_seconds=30,
                             wake_seconds=0.1)
-PIPELINE = PipelineConfig(ParseOptions(), SECRET, None)
+PIPELINE = PipelineConfig(ParseOptions(), SECRET)
 
 
 def imap_mailbox(server: DovecotServer, **overrides: Any) -> MailboxConfig:

@@ -12,12 +12,12 @@ from pathlib import Path
 import jwt
 import pytest
 
-from ingest.auth import AuthError, LoginCredentials, TokenProviders
-from ingest.auth.sasl import initial_response_b64
+from ingest.auth import AuthError, LoginCredentials, LoginRefused, TokenProviders
+from ingest.auth.sasl import Mechanism, SaslResponder
 from ingest.config import MailboxConfig
 from ingest.sources import imap_session, pop3_session
 from ingest.sources.base import Cursor, SourceContext
-from ingest.sources.connect import CertificateRejected, ConnectionLost, LoginRefused, log_in
+from ingest.sources.connect import CertificateRejected, ConnectionLost, log_in
 from ingest.sources.imap import FolderMissing, ImapSource
 from ingest.sources.pop3 import Pop3Source
 from tests.auth.certs import make_certificate
@@ -205,7 +205,7 @@ def test_debug_logs_show_neither_passwords_nor_tokens(
     assert "AUTHENTICATE" in logged  # the bearer logins were logged, redacted
     assert password.reveal() not in logged
     assert token.reveal() not in logged
-    assert initial_response_b64("XOAUTH2", box.username, token) not in logged
+    assert SaslResponder(Mechanism.XOAUTH2, box.username, token).encoded() not in logged
 
 
 @pytest.mark.parametrize("debug", [False, True])

@@ -114,7 +114,7 @@ def test_quarantined_messages_go_to_the_quarantine_folder(
     dovecot.deliver(bob, unrelated())
     dovecot.deliver(bob, unrelated() + b"x" * 6000)  # over the parse limit below
     box = imap_mailbox(dovecot, quarantine_folder="ackmail/quarantine")
-    strict = PipelineConfig(ParseOptions(limits=ParseLimits(max_bytes=5000)), SECRET, None)
+    strict = PipelineConfig(ParseOptions(limits=ParseLimits(max_bytes=5000)), SECRET)
 
     summary = poll_once(make_poller, sqlite_engine, box, pipeline=strict)
 

@@ -40,7 +40,7 @@ from rules.engine import process_events
 from rules.loader import parse_rules
 
 SECRET = "web-test-secret"
-PIPELINE = PipelineConfig(ParseOptions(), SECRET, None)
+PIPELINE = PipelineConfig(ParseOptions(), SECRET)
 ALICE, BOB = "alice@example.test", "bob@example.test"
 HOSTILE_SUBJECT = "<script>alert(1)</script> Expense claim"
 HOSTILE_REPLY = 'Approved. <img src=x onerror="alert(2)"> go ahead'

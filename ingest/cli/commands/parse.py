@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 # The text output's words for sender_verified (JSON keeps true/false/null).
 VERIFIED = {True: "sender verified", False: "sender NOT verified", None: "sender not checked"}
+# What an intent becomes only once the request it answers is known (decide.answered_intent).
+PER_KIND = {"affirm": "affirm (approves an approval request, acknowledges an alert)"}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -71,7 +73,6 @@ def describe(
 ) -> dict[str, Any]:
     """The SPEC.md JSON object for one file (``error`` when it cannot be read or parsed)."""
     from ingest.correlate import correlate
-    from ingest.correlate.find import find_tokens
     from ingest.parse.message import parse_message
 
     try:
@@ -81,7 +82,7 @@ def describe(
     parsed = parse_message(raw, options)
     if parsed.problem:
         return {"file": name, "error": parsed.problem}
-    candidates = find_tokens(parsed, reply_address=pipeline.reply_address if pipeline else None)
+    candidates = parsed.tokens
     result: dict[str, Any] = {
         "file": name,
         "kind": parsed.kind.value,
@@ -94,9 +95,7 @@ def describe(
         "reasons": list(parsed.evidence),
     }
     if pipeline is not None and session is not None:
-        found = correlate(
-            session, parsed, secret=pipeline.token_secret, reply_address=pipeline.reply_address
-        )
+        [found] = correlate(session, [parsed], secret=pipeline.token_secret)
         result["request_id"] = found.request.id if found.request else None
         result["token"] = found.token or result["token"]
         result["reasons"] += list(found.reasons)
@@ -107,7 +106,8 @@ def _as_text(result: dict[str, Any]) -> str:
     if "error" in result:
         return f"{result['file']}: {result['error']}"
     lines = [
-        f"{result['file']}: {result['kind']}, intent {result['intent']}, "
+        f"{result['file']}: {result['kind']}, "
+        f"intent {PER_KIND.get(result['intent'], result['intent'])}, "
         f"from {result['sender']} ({VERIFIED[result['sender_verified']]})",
         f"  token: {result['token'] or '-'}  request: {result['request_id'] or '-'}",
         f"  reply text: {result['reply_text']!r}",

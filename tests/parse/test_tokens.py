@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.correlate.find import TokenCandidate, TokenSource, find_tokens, message_id_for
-from ingest.parse.base import Intent, MessageKind, ParsedMessage, SenderInfo
+from ingest.parse.base import (
+    Intent,
+    MessageKind,
+    ParsedMessage,
+    SenderInfo,
+    TokenCandidate,
+    TokenSource,
+)
+from ingest.parse.tokens import find_tokens, message_id_for
 
 
 def parsed(

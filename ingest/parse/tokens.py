@@ -1,4 +1,8 @@
-"""Where a reply carries its request's token, in the order we trust those places.
+"""Request tokens as a message carries them: their written form, and where they appear.
+
+A token is 8 Crockford base32 characters written ``R7K2-9QXM`` (``ingest.correlate.tokens``
+computes and verifies them). A reply carries its request's token in these places, in the
+order we trust them:
 
 1. In-Reply-To / References: the Message-ID ackmail gave the request email;
    the mail client copies it, the sender never types it.
@@ -9,36 +13,51 @@
 
 from __future__ import annotations
 
-import enum
 import re
-from dataclasses import dataclass
+from typing import Protocol
 
-from ingest.correlate.tokens import TOKEN_PATTERN, normalise
-from ingest.parse.base import ParsedMessage
+from ingest.parse.base import TokenCandidate, TokenSource
 
-
-class TokenSource(enum.StrEnum):
-    """Where a token was found, most trusted first."""
-
-    HEADERS = "In-Reply-To/References"
-    PLUS_ADDRESS = "plus-address"
-    SUBJECT = "subject tag"
-    FOOTER = "body footer"
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# Crockford's decoding: letters people confuse with digits read as those digits.
+_CONFUSABLE = str.maketrans({"O": "0", "I": "1", "L": "1"})
+_CHAR = "[0-9A-HJ-NP-TV-Z]"
+_LOOSE_CHAR = "[0-9A-Z]"
+TOKEN_PATTERN = f"{_LOOSE_CHAR}{{4}}-?{_LOOSE_CHAR}{{4}}"
+TOKEN_LENGTH = 8
 
 
-TRUST_ORDER = tuple(TokenSource)
+def normalise(text: str) -> str | None:
+    """The canonical ``XXXX-XXXX`` form of a token as typed, or None if it cannot be one."""
+    compact = text.strip().upper().replace("-", "").replace(" ", "").translate(_CONFUSABLE)
+    if len(compact) != TOKEN_LENGTH or any(c not in ALPHABET for c in compact):
+        return None
+    return f"{compact[:4]}-{compact[4:]}"
+
+
+def looks_like_token(text: str) -> bool:
+    """True when ``text`` has the exact shape of a canonical token."""
+    return re.fullmatch(f"{_CHAR}{{4}}-{_CHAR}{{4}}", text) is not None
+
 
 _MESSAGE_ID = re.compile(rf"<ackmail\.({TOKEN_PATTERN})\.[0-9a-z]+@", re.IGNORECASE)
 _SUBJECT_TAG = re.compile(rf"\[\s*({TOKEN_PATTERN})\s*\]", re.IGNORECASE)
 _FOOTER = re.compile(rf"^[>\s]*Ref:\s*({TOKEN_PATTERN})\b", re.IGNORECASE | re.MULTILINE)
 
 
-@dataclass(frozen=True)
-class TokenCandidate:
-    """A token as found in one place of a message."""
+class Carrier(Protocol):
+    """The parts of a message that carry tokens (a decoded or a parsed message)."""
 
-    token: str
-    source: TokenSource
+    @property
+    def in_reply_to(self) -> str | None: ...
+    @property
+    def references(self) -> tuple[str, ...]: ...
+    @property
+    def recipients(self) -> tuple[str, ...]: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def body_text(self) -> str: ...
 
 
 def message_id_for(token: str, unique: str, domain: str) -> str:
@@ -46,7 +65,7 @@ def message_id_for(token: str, unique: str, domain: str) -> str:
     return f"<ackmail.{token}.{unique}@{domain}>"
 
 
-def find_tokens(parsed: ParsedMessage, *, reply_address: str | None = None) -> list[TokenCandidate]:
+def find_tokens(parsed: Carrier, *, reply_address: str | None = None) -> list[TokenCandidate]:
     """Every distinct (token, place) in ``parsed``, most trusted place first."""
     found: list[TokenCandidate] = []
     header_text = " ".join(filter(None, (parsed.in_reply_to, *parsed.references)))
