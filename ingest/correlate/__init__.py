@@ -11,7 +11,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, contains_eager
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ingest.correlate import tokens
 from ingest.parse.base import ParsedMessage, TokenCandidate, TokenSource
@@ -44,12 +45,14 @@ class Correlation:
 
 
 def correlate(
-    session: Session, messages: Sequence[ParsedMessage], *, secret: str
+    session: Session, messages: Sequence[ParsedMessage], *, secret: str, lock: bool = False
 ) -> list[Correlation]:
     """The request each message answers: the tokens parse found in the whole batch are
-    looked up at once (``recipients_for``), then each message is matched through its first
-    valid token in trust order. The CLI asks with a batch of one, the pipeline with its batch."""
-    known = recipients_for(session, {c.token for parsed in messages for c in parsed.tokens})
+    looked up at once (``recipients_for``; with ``lock``, their requests locked as they are
+    read), then each message is matched through its first valid token in trust order. The
+    CLI asks with a batch of one, the pipeline with its batch."""
+    known = recipients_for(session, {c.token for parsed in messages for c in parsed.tokens},
+                           lock=lock)
     return [_match(parsed.tokens, known, secret) for parsed in messages]
 
 
@@ -85,15 +88,28 @@ def _match(
     )
 
 
-def recipients_for(session: Session, tokens: Collection[str]) -> dict[str, Recipient]:
-    """The recipients of ``tokens`` with their requests, and all deciding needs of those
-    (every responder, every response so far), in three queries however many tokens."""
+def recipients_for(session: Session, tokens: Collection[str], *,
+                   lock: bool = False) -> dict[str, Recipient]:
+    """The recipients of ``tokens`` with their requests and every responder of those, in
+    one query however many tokens. With ``lock`` the requests' rows are locked as they are
+    read (``FOR UPDATE``, in id order: two batches never wait for each other in a circle)."""
     if not tokens:
         return {}
-    request = joinedload(Recipient.request)
-    query = select(Recipient).where(one_of(session, Recipient.token, tokens)).options(
-        request.selectinload(Request.recipients), request.selectinload(Request.responses))
-    return {recipient.token: recipient for recipient in session.scalars(query)}
+    named = select(Recipient.request_id).where(one_of(session, Recipient.token, tokens))
+    query = (select(Request).join(Request.recipients).where(Request.id.in_(named))
+             .options(contains_eager(Request.recipients)).order_by(Request.id))
+    if lock:
+        query = query.with_for_update(of=Request)
+    known: dict[str, Recipient] = {}
+    for request in session.scalars(query).unique():
+        for recipient in request.recipients:
+            # The eager load fills the collection, not each recipient's way back to it;
+            # set, so the request is neither queried again nor collected with the session's
+            # weak references while its recipients are in use.
+            set_committed_value(recipient, "request", request)
+            if recipient.token in tokens:
+                known[recipient.token] = recipient
+    return known
 
 
 def _problem(candidate: TokenCandidate, recipient: Recipient | None, secret: str) -> str:

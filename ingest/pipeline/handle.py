@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ingest.correlate import Correlation, correlate
@@ -18,9 +17,8 @@ from ingest.decide import Vote, decide, read_answer
 from ingest.parse.base import MessageKind, ParsedMessage
 from ingest.pipeline.base import Arrival, PipelineConfig, Processed
 from ingest.pipeline.pool import InProcessPreparer, Preparing
-from ingest.store.db import one_of
 from ingest.store.events import content_hash
-from ingest.store.models import MessageStatus, Recipient, Request
+from ingest.store.models import MessageStatus, Request
 from ingest.store.recorder import MessageRow, Recorded, RecordedIndex, Recorder
 from ingest.timeutil import isoformat_z, utcnow
 
@@ -64,9 +62,11 @@ class BatchRun:
         """Work out and record what becomes of each message, in order."""
         prepared = self.preparing()
         self.recorded = self._index([each.digest for each in prepared])
-        self._lock({candidate.token for each in prepared for candidate in each.parsed.tokens})
+        # Two workers deciding one request at once would both see it pending: the requests'
+        # rows are locked as they are read.
         found = correlate(self.session, [each.parsed for each in prepared],
-                          secret=self.config.token_secret)
+                          secret=self.config.token_secret, lock=True)
+        self.recorder.load_answers({c.request.id for c in found if c.request is not None})
         # Rows wait for the flush below; a query in between must not write them one by one.
         with self.session.no_autoflush:
             handled = [_Job(self, arrival, each.digest, note).run(each.parsed, correlation)
@@ -87,19 +87,6 @@ class BatchRun:
     def _index(self, digests: list[str]) -> RecordedIndex:
         sources = [arrival.source for arrival in self.arrivals]
         return RecordedIndex(self.session, list(zip(sources, digests, strict=True)))
-
-    def _lock(self, tokens: set[str]) -> None:
-        """Lock the rows of the requests these tokens name, before reading them.
-
-        Two workers deciding one request at once would both see it pending. All at
-        once and in id order, so two batches never wait for each other in a circle.
-        """
-        if not tokens:
-            return
-        query = (select(Request.id).join(Recipient)
-                 .where(one_of(self.session, Recipient.token, tokens))
-                 .order_by(Request.id).with_for_update(of=Request))
-        self.session.scalars(query).all()
 
 
 class _Job:

@@ -16,6 +16,10 @@ from ingest.store.leases import Claimed, Key
 class Book(Protocol):
     """The leases of one poller, as its keeper uses them."""
 
+    @property
+    def shared(self) -> bool:
+        """Whether other pollers may share these folders (each then claims its share)."""
+
     def heartbeat(self) -> int:
         """Say this poller is alive; returns how many live pollers share its folders."""
 
@@ -35,13 +39,16 @@ class Book(Protocol):
         """Release every lease and forget this poller."""
 
 
-
 class AllMailboxes:
     """Every folder, always: the book of a poller that runs alone (SQLite, a dry run)."""
 
     def __init__(self, keys: Sequence[Key]) -> None:
         self.keys = tuple(keys)
         self._held: set[Key] = set()
+
+    @property
+    def shared(self) -> bool:
+        return False
 
     def heartbeat(self) -> int:
         return 1

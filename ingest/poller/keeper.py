@@ -7,6 +7,8 @@ that starts later gets its part) and claims free or expired ones up to that shar
 lease goes back only once its worker has finished the batch in hand and ended, so
 two pollers never work one folder at once unless a lease was lost. With ``once`` it
 claims what it can at the start, and each folder's lease goes back when it is drained.
+Before its first claim a poller that shares its folders says it is alive and waits a
+moment, so pollers started together count one another and each claims its share at once.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from ingest.store.leases import Claimed, Key
 log = logging.getLogger(__name__)
 WorkerFactory = Callable[[Key, threading.Event], MailboxWorker]
 _TICK_SECONDS = 0.5  # the main thread wakes this often, so signal handlers run promptly
+# Pollers a service manager starts together register within this long of one another.
+_SETTLE_SECONDS = 2.0
 
 
 @dataclass
@@ -61,6 +65,7 @@ class Keeper:
         """Keep leases and workers until ``stop`` (with ``once``: until all are drained)."""
         due = 0.0
         try:
+            self._settle(stop)
             while not stop.is_set():
                 self._reap()
                 if time.monotonic() >= due:
@@ -71,6 +76,20 @@ class Keeper:
                 self._pause(min(_TICK_SECONDS, self.interval))
         finally:
             self._shutdown()
+
+    def _settle(self, stop: threading.Event) -> None:
+        """Say this poller is alive, then wait for the others starting with it: counted
+        alone, the first to start would claim every folder and hand half back a heartbeat
+        later, after its workers had begun on them."""
+        if self.once or not self.book.shared:
+            return
+        try:
+            self.book.heartbeat()
+        except TransientError:
+            return  # the first turn retries and reports it
+        until = time.monotonic() + min(self.interval, _SETTLE_SECONDS)
+        while not stop.is_set() and (left := until - time.monotonic()) > 0:
+            time.sleep(min(_TICK_SECONDS, left))
 
     def halt(self) -> None:
         """Ask every worker to finish the batches in hand; safe from a signal handler."""

@@ -80,6 +80,11 @@ class LeaseBook:
         self.digest = folders_digest(self.keys)
         self._rows_ready = False
 
+    @property
+    def shared(self) -> bool:
+        """A registered poller shares its folders with the others (``poll --once`` does not)."""
+        return self.register
+
     def _ours(self, keys: Collection[Key] | None = None) -> ColumnElement[bool]:
         return tuple_(Lease.mailbox, Lease.folder).in_(list(self.keys if keys is None else keys))
 

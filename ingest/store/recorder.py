@@ -9,7 +9,7 @@ Everything runs inside the caller's transaction; nothing commits here.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -173,6 +173,20 @@ class _EventDraft:
     request_state: RequestPayload | None
 
 
+@dataclass(frozen=True)
+class StoredAnswer:
+    """A counted response stored before this batch, as deciding needs it (``decide.Answer``)."""
+
+    id: int
+    recipient_id: int | None
+    address: str
+    intent: Intent
+    counted: bool
+
+
+_ANSWER_COLUMNS = tuple(getattr(Response, name) for name in _columns(StoredAnswer))
+
+
 class Recorder:
     """The writes of one batch, inside its transaction, in the order they were decided."""
 
@@ -182,6 +196,7 @@ class Recorder:
         self._responses: list[ResponseRow] = []
         self._events: list[_EventDraft] = []
         self._answers: dict[int, list[ResponseRow]] = {}  # this batch's, by request
+        self._stored: dict[int, list[StoredAnswer]] = {}  # counted before it, by request
         self._settled: dict[int, dict[str, Any]] = {}  # the requests' new states, by id
 
     def message(
@@ -259,9 +274,22 @@ class Recorder:
         self._answers.setdefault(request.id, []).append(response)
         return response
 
-    def answers(self, request: Request) -> list[Response | ResponseRow]:
-        """Every response ``request`` has so far: those stored, then this batch's."""
-        return [*request.responses, *self._answers.get(request.id, [])]
+    def load_answers(self, request_ids: Collection[int]) -> None:
+        """Read the counted responses of these requests, in one query: only those count
+        toward a decision, and a request answered thousands of times has a few of them."""
+        if not request_ids:
+            return
+        query = (select(Response.request_id, *_ANSWER_COLUMNS)
+                 .where(one_of(self.session, Response.request_id, request_ids),
+                        Response.counted.is_(True))
+                 .order_by(Response.id))
+        for request_id, *answer in self.session.execute(query):
+            self._stored.setdefault(request_id, []).append(StoredAnswer(*answer))
+
+    def answers(self, request: Request) -> list[StoredAnswer | ResponseRow]:
+        """The counted responses ``request`` has so far (those ``load_answers`` read), then
+        every one of this batch's."""
+        return [*self._stored.get(request.id, []), *self._answers.get(request.id, [])]
 
     def settle(self, request: Request, decision: Decision, when: datetime) -> None:
         """Move the request to its decided state (a decisive response); the UPDATE goes with

@@ -37,17 +37,8 @@ from ingest.sources.base import Cursor, SourceContext
 from ingest.sources.graph import GraphSource
 from ingest.store.db import make_engine
 from ingest.timeutil import utcnow
-from tests.benchmarks.bench_sources import (
-    DIALECTS,
-    Databases,
-    Run,
-    _print_row,
-    _settings,
-    _wait_for_record,
-    make_messages,
-    peak_rss_kb,
-    percentile,
-)
+from tests.benchmarks.backlog import DIALECTS, Databases, Run, Workload, backlog, peak_rss_kb
+from tests.benchmarks.bench_sources import _print_row, _settings, _wait_for_record, percentile
 from tests.servers.graph import GraphServer
 from tests.servers.idp import IdentityProvider
 from tests.servers.tls import make_test_pki
@@ -159,20 +150,20 @@ class GraphBench:
         return latencies
 
 
-def report_graph(databases: Databases, workdir: Path, count: int, matched: float,
+def report_graph(databases: Databases, workdir: Path, count: int, workload: Workload,
                  repeat: int, deliveries: int) -> None:
     """The Graph column for ``count`` messages, and its delivery -> record latency."""
     bench = GraphBench(workdir)
     try:
-        print(f"Microsoft Graph (test server), N = {count}, best of {repeat} runs, "
-              f"ratio the median of {repeat} pairs")
+        print(f"Microsoft Graph (test server), N = {count} ({workload.name}), "
+              f"median of {repeat} pairs")
         raws: list[Run] = []
         results: dict[str, list[Run]] = {}
         ratios: dict[str, list[float]] = {}
         for turn in range(repeat):
             for dialect in DIALECTS[::-1] if turn % 2 else DIALECTS:
                 url = databases.fresh(dialect)
-                bench.server.deliver_many(UPN, make_messages(url, count, matched))
+                bench.server.deliver_many(UPN, backlog(url, count, workload))
                 raw, run = bench.measure("raw"), bench.measure("poll", url)
                 raws.append(raw)
                 results.setdefault(dialect, []).append(run)
@@ -200,14 +191,15 @@ def main() -> None:
         return
     options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     options.add_argument("--messages", type=int, default=2000)
-    options.add_argument("--matched", type=float, default=0.2)
+    options.add_argument("--workload", default="mix", help="mix or matched:R")
     options.add_argument("--repeat", type=int, default=1)
     options.add_argument("--latency", type=int, default=30, help="deliveries to time")
     args = options.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-graph-"))
     databases = Databases(workdir)
     try:
-        report_graph(databases, workdir, args.messages, args.matched, args.repeat, args.latency)
+        report_graph(databases, workdir, args.messages, Workload.parse(args.workload),
+                     args.repeat, args.latency)
     finally:
         databases.drop_all()
 

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m tests.benchmarks.bench_load [--mailboxes 20] [--messages 50000]
         [--workers 2] [--lease-seconds 10] [--baseline-share 0.1] [--parse-workers 2]
+        [--workload mix|matched:R] [--pollers 1,2,4]
 
 Needs what the test suite needs: root, Dovecot, and PostgreSQL at $ACKMAIL_TEST_POSTGRES_URL.
 Each mailbox is a folder of bob's (``in01`` filed into ``done01``...) and its own [[mailbox]]
@@ -14,6 +15,12 @@ leases and records); peak memory (VmHWM) of each poller and its parse processes;
 takeover (one poller SIGKILLed, one message into each folder it held: seconds from the kill
 until the others recorded them, next to ``lease_seconds``). Rates count from the pollers'
 start (start-up, logins and lease claims included) to the last record.
+
+With ``--pollers 1,2,4`` it runs the scaling phases instead: for each count, a fresh
+backlog of ``--messages`` (``--workload``, e.g. ``matched:2000``: every message answers
+one of 2,000 requests) drained by that many pollers started together; each phase's rate,
+its ratio to the first phase's, the fairness and the leases handed back to even out the
+shares (none, when every poller claimed its share from the first round).
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from sqlalchemy import Engine, func, select
 from ingest.store.db import make_engine, read_session
 from ingest.store.models import Lease, Message, Request, RequestStatus
 from ingest.timeutil import utcnow
-from tests.benchmarks.bench_sources import Databases, make_messages, peak_rss_kb
+from tests.benchmarks.backlog import Databases, Workload, backlog, peak_rss_kb
 from tests.servers.ackmail_config import config_env, write_config
 from tests.servers.ackmail_process import AckmailProcess, AckmailProcesses
 from tests.servers.dovecot import DovecotServer, TokenTrust, live_group_members
@@ -232,11 +239,10 @@ def run(bench: Bench, args: argparse.Namespace) -> None:
     """The baseline, the load with its fairness and memory, then the takeover."""
     base_count = round(args.messages * args.baseline_share)
     started = time.monotonic()
-    messages = make_messages(bench.env["ACKMAIL_DATABASE_URL"], args.messages, args.matched)
-    random.Random(8).shuffle(messages)
+    messages = shuffled_backlog(bench, args.messages, args.workload)
     bench.deliver(messages[:base_count])
-    print(f"setup: {int(args.messages * args.matched)} requests registered, "
-          f"{args.messages} messages made in {time.monotonic() - started:.1f} s")
+    print(f"setup: {args.messages} messages ({args.workload.name}) and their requests made "
+          f"in {time.monotonic() - started:.1f} s")
 
     baseline = drain(bench, 1, base_count)
     print(f"baseline: 1 poller   {baseline.messages:6d} msgs {baseline.seconds:7.1f} s "
@@ -258,6 +264,29 @@ def run(bench: Bench, args: argparse.Namespace) -> None:
         stop(poller)
 
 
+def shuffled_backlog(bench: Bench, count: int, workload: Workload) -> list[bytes]:
+    """``count`` messages of ``workload`` (its requests registered), in a random order."""
+    messages = backlog(bench.env["ACKMAIL_DATABASE_URL"], count, workload)
+    random.Random(8).shuffle(messages)
+    return messages
+
+
+def scale(bench: Bench, counts: list[int], args: argparse.Namespace) -> None:
+    """For each count, that many pollers started together on a fresh backlog."""
+    rates: list[float] = []
+    for count in counts:
+        bench.deliver(shuffled_backlog(bench, args.messages, args.workload))
+        phase = drain(bench, count, args.messages)
+        rates.append(phase.rate)
+        print(f"{count} poller(s): {phase.messages:6d} msgs {phase.seconds:7.1f} s "
+              f"{phase.rate:7.0f} msg/s = {phase.rate / rates[0]:.2f} x {counts[0]} poller(s)")
+        report_fairness(bench, phase)
+        handed_back = sum(poller.output().count("(fair share is") for poller in phase.pollers)
+        print(f"  leases handed back to even out the shares: {handed_back}")
+        for poller in phase.pollers:
+            stop(poller)
+
+
 def main() -> None:
     options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     options.add_argument("--mailboxes", type=int, default=20)
@@ -266,12 +295,14 @@ def main() -> None:
     options.add_argument("--lease-seconds", type=int, default=10)
     options.add_argument("--baseline-share", type=float, default=0.1,
                          help="share of the messages the single baseline poller drains")
-    options.add_argument("--matched", type=float, default=0.2,
-                         help="share of replies that answer (and decide) a request")
+    options.add_argument("--workload", type=Workload.parse, default=Workload.parse("mix"),
+                         help="mix (a fifth of the replies decide a request each) or "
+                              "matched:R (every message answers one of R requests)")
+    options.add_argument("--pollers", help="scaling phases instead, e.g. 1,2,4")
     options.add_argument("--parse-workers", type=int, default=os.cpu_count() or 1,
                          help="[service] parse_workers (default: the CPUs, as ackmail's)")
     args = options.parse_args()
-    if args.workers < 2:
+    if args.workers < 2 and not args.pollers:
         options.error("--workers must be at least 2: one is killed for the takeover")
     print(f"{args.mailboxes} mailboxes, {args.messages} messages, {args.workers} pollers, "
           f"lease_seconds {args.lease_seconds}, parse_workers {args.parse_workers}; "
@@ -290,7 +321,11 @@ def main() -> None:
             engine = make_engine(url)
             try:
                 env = install(workdir, server, url, folders, args)
-                run(Bench(server, engine, env, processes, folders), args)
+                bench = Bench(server, engine, env, processes, folders)
+                if args.pollers:
+                    scale(bench, [int(n) for n in args.pollers.split(",")], args)
+                else:
+                    run(bench, args)
             finally:
                 stop_all(processes)  # before Dovecot stops: a poller must not outlive it
                 engine.dispose()

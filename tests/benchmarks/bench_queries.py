@@ -18,7 +18,7 @@ import statistics
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -39,50 +39,60 @@ from ingest.web.timeline import load_timeline
 from tests.servers.postgres_fixtures import PG_ADMIN_URL
 
 REQUESTS, RESPONSES, IGNORED = 100_000, 1_000_000, 50_000
-FILL = (
-    "SELECT setseed(0.42)",
-    f"""INSERT INTO requests (id, kind, ref, subject, status, policy, created_at, expires_at,
-                              decided_at)
-        SELECT n, CASE WHEN n % 4 = 0 THEN 'alert' ELSE 'approval' END,
-               CASE WHEN n % 4 = 0 THEN 'ALERT-' ELSE 'CR-' END || n, 'Change request ' || n,
-               (ARRAY['approved','approved','rejected','acknowledged','expired','pending'])
-                   [1 + n % 6],
-               'any', c, c + interval '3 days',
-               CASE WHEN n % 6 < 4 THEN c + random() * interval '2 days' END
-        FROM (SELECT n, now() - random() * interval '90 days' AS c
-              FROM generate_series(1, {REQUESTS}) n) s""",
-    f"""INSERT INTO recipients (request_id, address, token, token_nonce, outgoing_message_id,
-                                created_at)
-        SELECT r, 'user' || (r * 2 + k) % 5000 || '@example.test',
-               'T' || lpad((r * 2 + k)::text, 9, '0'), 'n', '<o' || r || '.' || k || '@x>', now()
-        FROM generate_series(1, {REQUESTS}) r, generate_series(0, 1) k""",
-    f"""INSERT INTO messages (id, mailbox, source_key, folder, uidvalidity, uid,
-                              message_id_header, content_hash, size, sender, subject, kind,
-                              status, reason, reasons, request_id, received_at, recorded_at)
-        SELECT n, (ARRAY['approvals','alerts','ops'])[1 + n % 3], 'imap:INBOX:1:' || n, 'INBOX',
-               1, n, '<m' || n || '@x>', md5(n::text) || md5((n + 1)::text), 2000,
-               'user' || n % 5000 || '@example.test', 'RE: Change request',
-               CASE WHEN n <= {RESPONSES} THEN 'reply' ELSE 'new' END,
-               CASE WHEN n <= {RESPONSES} THEN 'processed' ELSE 'ignored' END,
-               'benchmark', '[]', CASE WHEN n <= {RESPONSES} THEN 1 + n % {REQUESTS} END,
-               t, t + random() * interval '30 seconds'
-        FROM (SELECT n, now() - random() * interval '90 days' AS t
-              FROM generate_series(1, {RESPONSES + IGNORED}) n) s""",
-    f"""INSERT INTO responses (request_id, message_id, mailbox, address, intent, reply_text,
-                               counted, decisive, reason, evidence, received_at, created_at)
-        SELECT request_id, id, mailbox, sender,
-               (ARRAY['approve','reject','acknowledge','unknown'])[1 + id % 4], 'Approved.',
-               true, id <= {REQUESTS}, 'benchmark', '[]', received_at, recorded_at
-        FROM messages WHERE id <= {RESPONSES}""",
-    """INSERT INTO events (type, request_id, response_id, message_id, mailbox, payload,
-                           created_at, processed_at)
-       SELECT 'response.recorded', request_id, id, message_id, mailbox, '{}', created_at,
-              created_at
-       FROM responses""",
-    *(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
-      for table in ("requests", "messages")),
-    "ANALYZE",
-)
+
+
+def fill_sql(requests: int, responses: int, ignored: int) -> tuple[str, ...]:
+    """The PostgreSQL statements that fill a database at the head with ``requests``
+    requests (two recipients each), ``responses`` responses with their messages and
+    events, and ``ignored`` ignored messages, spread over 90 days."""
+    return (
+        "SELECT setseed(0.42)",
+        f"""INSERT INTO requests (id, kind, ref, subject, status, policy, created_at, expires_at,
+                                  decided_at)
+            SELECT n, CASE WHEN n % 4 = 0 THEN 'alert' ELSE 'approval' END,
+                   CASE WHEN n % 4 = 0 THEN 'ALERT-' ELSE 'CR-' END || n, 'Change request ' || n,
+                   (ARRAY['approved','approved','rejected','acknowledged','expired','pending'])
+                       [1 + n % 6],
+                   'any', c, c + interval '3 days',
+                   CASE WHEN n % 6 < 4 THEN c + random() * interval '2 days' END
+            FROM (SELECT n, now() - random() * interval '90 days' AS c
+                  FROM generate_series(1, {requests}) n) s""",
+        f"""INSERT INTO recipients (request_id, address, token, token_nonce, outgoing_message_id,
+                                    created_at)
+            SELECT r, 'user' || (r * 2 + k) % 5000 || '@example.test',
+                   'T' || lpad((r * 2 + k)::text, 9, '0'), 'n', '<o' || r || '.' || k || '@x>',
+                   now()
+            FROM generate_series(1, {requests}) r, generate_series(0, 1) k""",
+        f"""INSERT INTO messages (id, mailbox, source_key, folder, uidvalidity, uid,
+                                  message_id_header, content_hash, size, sender, subject, kind,
+                                  status, reason, reasons, request_id, received_at, recorded_at)
+            SELECT n, (ARRAY['approvals','alerts','ops'])[1 + n % 3], 'imap:INBOX:1:' || n, 'INBOX',
+                   1, n, '<m' || n || '@x>', md5(n::text) || md5((n + 1)::text), 2000,
+                   'user' || n % 5000 || '@example.test', 'RE: Change request',
+                   CASE WHEN n <= {responses} THEN 'reply' ELSE 'new' END,
+                   CASE WHEN n <= {responses} THEN 'processed' ELSE 'ignored' END,
+                   'benchmark', '[]', CASE WHEN n <= {responses} THEN 1 + n % {requests} END,
+                   t, t + random() * interval '30 seconds'
+            FROM (SELECT n, now() - random() * interval '90 days' AS t
+                  FROM generate_series(1, {responses + ignored}) n) s""",
+        f"""INSERT INTO responses (request_id, message_id, mailbox, address, intent, reply_text,
+                                   counted, decisive, reason, evidence, received_at, created_at)
+            SELECT request_id, id, mailbox, sender,
+                   (ARRAY['approve','reject','acknowledge','unknown'])[1 + id % 4], 'Approved.',
+                   true, id <= {requests}, 'benchmark', '[]', received_at, recorded_at
+            FROM messages WHERE id <= {responses}""",
+        """INSERT INTO events (type, request_id, response_id, message_id, mailbox, payload,
+                               created_at, processed_at)
+           SELECT 'response.recorded', request_id, id, message_id, mailbox, '{}', created_at,
+                  created_at
+           FROM responses""",
+        *(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
+          for table in ("requests", "messages")),
+        "ANALYZE",
+    )
+
+
+FILL = fill_sql(REQUESTS, RESPONSES, IGNORED)
 
 Timed = Callable[[Session], object]
 
@@ -118,12 +128,12 @@ def add_model_indexes(engine: Engine) -> None:
         connection.execute(text("ANALYZE"))
 
 
-def fill(engine: Engine) -> None:
+def fill(engine: Engine, statements: Sequence[str] = FILL) -> None:
     """Schema from the migrations, then the rows, server-side."""
     upgrade(engine)
     started = time.perf_counter()
     with engine.begin() as connection:
-        for statement in FILL:
+        for statement in statements:
             connection.execute(text(statement))
     print(f"filled in {time.perf_counter() - started:.0f} s")
 
@@ -181,7 +191,7 @@ def _actual(line: str) -> str:
 def report(engine: Engine, label: str, call: Timed, runs: int, index: str | None) -> None:
     with Session(engine) as warm:
         call(warm)
-    fast = median_ms(lambda: _in_session(engine, call), runs)
+    fast = median_ms(lambda: in_session(engine, call), runs)
     print(f"\n{label}: median {fast:.1f} ms over {runs} runs")
     with engine.connect() as connection:
         plans = [plan_summary(connection, statement, parameters)
@@ -204,7 +214,7 @@ def report(engine: Engine, label: str, call: Timed, runs: int, index: str | None
     print(f"  baseline without {index}: median {slow:.1f} ms -> {slow / fast:.0f}x slower")
 
 
-def _in_session(engine: Engine, call: Timed) -> object:
+def in_session(engine: Engine, call: Timed) -> object:
     with Session(engine) as session:
         return call(session)
 

@@ -1,24 +1,29 @@
 """Mailbox throughput, memory and IDLE latency against the real Dovecot, in one run.
 
-    .venv/bin/python -m tests.benchmarks.bench_sources [--messages 5000] [--small 1000]
-                                                       [--latency 200] [--repeat 3]
+    .venv/bin/python -m tests.benchmarks.bench_sources [--sizes 1000,5000,20000]
+        [--workloads mix,matched:20,matched:2000] [--latency 200] [--repeat 3]
 
 Needs what the test suite needs: root, Dovecot, and PostgreSQL at
-$ACKMAIL_TEST_POSTGRES_URL. Prints, for a small and a large N:
+$ACKMAIL_TEST_POSTGRES_URL. Prints, for each size and workload:
 - raw fetch: imapclient's batched UID FETCH (BODY.PEEK[] INTERNALDATE), nothing else;
-- end to end: ``poll --once`` (the Poller) into SQLite and into PostgreSQL, then the ratio
-  to the raw rate;
-- peak RSS of each run (each runs in its own process, so the numbers are comparable);
-and the delivery -> recorded latency with IDLE (p50/p99, one delivery at a time);
-then the same for Microsoft Graph against its test server (``bench_graph.py``).
-The messages are ~2.5 KB replies: a fifth answer a request (``--matched``), the rest not.
+- pipeline: the Poller (``poll --once``'s work) in a child process whose imports and
+  database driver are loaded before the clock starts, into SQLite and into PostgreSQL;
+- whole process: the real ``ackmail poll --once --no-dispatch`` from its exec to its exit,
+  start-up included, reading an ackmail.toml as a user's installation does;
+each as its ratio to the raw rate, and the peak RSS of each run (VmHWM: every run is its
+own process, so the numbers are comparable).
+The workloads (``backlog.Workload``): ``mix`` — a fifth of the ~2.5 KB replies answer a
+request each, the rest nothing; ``matched:R`` — every message answers one of R requests.
+Then the delivery -> recorded latency with IDLE (p50/p99, one delivery at a time).
+Then the same for Microsoft Graph against its test server (``bench_graph.py``): each
+workload at the first size, the Graph source alone as the baseline, and its latency.
 
-This machine's CPU speed drifts by up to 2x within minutes, so each end-to-end run is
+This machine's CPU speed drifts by up to 2x within minutes, so each measured run is
 paired with a raw run taken just before it, on the same loaded mailbox; the ratio is
 the median over ``--repeat`` pairs (each printed), and the rates shown are each column's
-best run. SQLite and PostgreSQL take turns going first, and every pair starts with the
-processed folder deleted: Dovecot's MOVE slows as its destination fills, which made
-later runs pay for earlier ones.
+median run. SQLite and PostgreSQL take turns going first, every run has a fresh database,
+and every pair starts with the processed folder deleted: Dovecot's MOVE slows as its
+destination fills, which made later runs pay for earlier ones.
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import ssl
 import statistics
 import subprocess
@@ -34,13 +38,12 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from imapclient import IMAPClient
-from sqlalchemy import Engine, create_engine, func, make_url, select, text
+from sqlalchemy import Engine, func, select
 
 from ingest.config import MailboxConfig, SecurityConfig, Settings
 from ingest.config.reader import Secret
@@ -48,35 +51,27 @@ from ingest.parse.message import ParseOptions
 from ingest.pipeline import PipelineConfig
 from ingest.poller.service import Poller, PollOptions
 from ingest.store.db import make_engine, read_session
-from ingest.store.migrate import upgrade
 from ingest.store.models import Message
 from ingest.timeutil import utcnow
+from tests.benchmarks.backlog import DIALECTS, Databases, Run, Workload, backlog, peak_rss_kb
+from tests.servers.ackmail_config import config_env, write_config
 from tests.servers.dovecot import DovecotServer, TokenTrust
 from tests.servers.dovecot_fixtures import generate_signing_key
-from tests.servers.postgres_fixtures import PG_ADMIN_URL
-from tests.sources.mail import SECRET, reply, request_for, unrelated
+from tests.sources.mail import SECRET, unrelated
 
 PASSWORD_ENV = "BENCH_IMAP_PASSWORD"
 WORKERS_ENV = "BENCH_PARSE_WORKERS"
 FETCH_BATCH = 200
 PROCESSED = "done"
-DIALECTS = ("sqlite", "postgresql")
+# ``ackmail`` as its console script runs it, telling its peak memory on the way out.
+WHOLE = ("import atexit, sys\n"
+         "atexit.register(lambda: print(*(l for l in open('/proc/self/status')\n"
+         "    if l.startswith('VmHWM:')), file=sys.stderr))\n"
+         "from ingest.cli import main\n"
+         "sys.exit(main())\n")
 
 
-@dataclass(frozen=True)
-class Run:
-    """One measured run: messages, seconds, and the process's peak RSS."""
-
-    messages: int
-    seconds: float
-    maxrss_kb: int
-
-    @property
-    def rate(self) -> float:
-        return self.messages / self.seconds if self.seconds else 0.0
-
-
-# --- the two measured jobs, each run in a child process
+# --- the measured jobs, each run in a child process of its own
 
 
 def raw_fetch(port: int, ca: str, user: str) -> int:
@@ -135,22 +130,8 @@ def child(argv: list[str]) -> None:
     print(json.dumps({"messages": count, "seconds": seconds, "maxrss_kb": peak_rss_kb()}))
 
 
-def peak_rss_kb(pid: int | str = "self") -> int:
-    """A process's peak RSS (this one's by default; 0 for one that has ended). getrusage's
-    ru_maxrss would carry the parent's peak across fork+exec (Linux keeps the larger one),
-    so read the address space's VmHWM."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return 0
-    for line in status.splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss if pid == "self" else 0
-
-
 def measure(server: DovecotServer, job: str, *extra: str) -> Run:
-    """Run ``job`` in a fresh Python process against ``server``."""
+    """Run ``job`` (raw or pipeline) in a fresh Python process against ``server``."""
     bob = server.users.bob
     assert bob.password is not None
     argv = [sys.executable, "-m", "tests.benchmarks.bench_sources", "--child", job,
@@ -162,53 +143,37 @@ def measure(server: DovecotServer, job: str, *extra: str) -> Run:
     return Run(**json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-# --- setup: databases, requests, messages
+def measure_whole(server: DovecotServer, db_url: str, count: int, workdir: Path) -> Run:
+    """``ackmail poll --once`` as a user runs it: exec to exit, start-up included."""
+    bob = server.users.bob
+    assert bob.password is not None
+    root = Path(tempfile.mkdtemp(prefix="whole-", dir=workdir))
+    mailbox = (f'[[mailbox]]\nname = "bench"\nprotocol = "imap"\nhost = "127.0.0.1"\n'
+               f'port = {server.imaps_port}\nsecurity = "ssl"\n'
+               f'ca_file = "{server.pki.ca_pem}"\nusername = "{bob.address}"\n'
+               f'password = {{ env = "{PASSWORD_ENV}" }}\nprocessed_folder = "{PROCESSED}"\n')
+    config = write_config(root, {"parse_workers": int(os.environ[WORKERS_ENV])}, mailbox)
+    env = os.environ | config_env(config, db_url) | {PASSWORD_ENV: bob.password.reveal()}
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", WHOLE, "poll", "--once", "--no-dispatch"],
+                          env=env, capture_output=True, text=True, check=False, timeout=3600)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"ackmail poll --once failed:\n{done.stderr[-4000:]}")
+    recorded = _recorded(db_url)
+    if recorded != count:
+        raise SystemExit(f"ackmail poll --once recorded {recorded} of {count} messages")
+    peak = [line for line in done.stderr.splitlines() if line.startswith("VmHWM:")]
+    return Run(recorded, seconds, int(peak[-1].split()[1]))
 
 
-class Databases:
-    """Fresh SQLite files and PostgreSQL databases, dropped at the end."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        self.created: list[str] = []
-
-    def fresh(self, dialect: str) -> str:
-        name = f"bench_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-        if dialect == "sqlite":
-            url = f"sqlite:///{self.workdir / (name + '.db')}"
-        else:
-            with self.admin.connect() as connection:
-                connection.execute(text(f'CREATE DATABASE "{name}"'))
-            self.created.append(name)
-            url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-        engine = make_engine(url)
-        upgrade(engine)
-        engine.dispose()
-        return url
-
-    def drop_all(self) -> None:
-        with self.admin.connect() as connection:
-            for name in self.created:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        self.admin.dispose()
-
-
-def make_messages(db_url: str, count: int, matched: float) -> list[bytes]:
-    """Register requests in the database and return ``count`` messages, ``matched`` of
-    them answering one (those come first)."""
+def _recorded(db_url: str) -> int:
     engine = make_engine(db_url)
-    answering = int(count * matched)
-    tokens = [request_for(engine, ref=f"BENCH-{n}").recipients[0].token
-              for n in range(answering)]
-    engine.dispose()
-    return [reply(token) for token in tokens] + \
-        [unrelated("bench ") for _ in range(count - answering)]
-
-
-def load(server: DovecotServer, db_url: str, count: int, matched: float) -> None:
-    """Deliver ``count`` messages into bob's INBOX, ``matched`` of them answering a request."""
-    server.deliver_many(server.users.bob.address, make_messages(db_url, count, matched))
+    try:
+        with read_session(engine) as session:
+            return int(session.scalar(select(func.count()).select_from(Message)) or 0)
+    finally:
+        engine.dispose()
 
 
 def idle_latency(server: DovecotServer, db_url: str, deliveries: int) -> list[float]:
@@ -261,76 +226,114 @@ def main() -> None:
         child(sys.argv[2:])
         return
     options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    options.add_argument("--messages", type=int, default=5000)
-    options.add_argument("--small", type=int, default=1000)
+    options.add_argument("--sizes", default="1000",
+                         help="backlog sizes, comma-separated (e.g. 1000,5000,20000)")
+    options.add_argument("--workloads", default="mix,matched:20,matched:2000",
+                         help="mix (a fifth answer a request) and/or matched:R (all "
+                              "answer one of R requests), comma-separated")
+    options.add_argument("--jobs", default="pipeline,whole",
+                         help="what to pair with raw FETCH: pipeline and/or whole")
     options.add_argument("--latency", type=int, default=200, help="IDLE deliveries to time")
-    options.add_argument("--matched", type=float, default=0.2,
-                         help="share of replies that answer a request")
     options.add_argument("--parse-workers", type=int, default=os.cpu_count() or 1,
                          help="[service] parse_workers (default: the CPUs, as ackmail's)")
     options.add_argument("--repeat", type=int, default=3,
-                         help="raw/end-to-end pairs per database and size")
+                         help="raw/measured pairs per database, job, workload and size")
     options.add_argument("--graph-latency", type=int, default=30,
-                         help="Graph deliveries to time (the Graph column runs at --messages)")
+                         help="Graph deliveries to time (the Graph column runs at the first size)")
     args = options.parse_args()
+    try:
+        workloads = [Workload.parse(item) for item in args.workloads.split(",")]
+    except ValueError as exc:
+        options.error(str(exc))
+    jobs = [job for job in args.jobs.split(",") if job in JOBS]
+    sizes = [int(size) for size in args.sizes.split(",")]
     os.environ[WORKERS_ENV] = str(args.parse_workers)
-    print(f"[service] parse_workers = {args.parse_workers}")
+    print(f"[service] parse_workers = {args.parse_workers}; {os.cpu_count()} CPUs, load "
+          f"average {os.getloadavg()[0]:.1f} before the run")
     key = generate_signing_key()
     workdir = Path(tempfile.mkdtemp(prefix="bench-sources-"))
     databases = Databases(workdir)
     try:
         with DovecotServer(TokenTrust(key.issuer, key.public_pem)) as server:
-            for count in (args.small, args.messages):
-                report_size(server, databases, count, args.matched, args.repeat)
+            bench = Bench(server, databases, workdir, args.repeat)
+            for count in sizes:
+                for workload in workloads:
+                    bench.report(count, workload, jobs)
             if args.latency:
-                latencies = idle_latency(server, databases.fresh("sqlite"), args.latency)
-                print(f"IDLE delivery -> record over {len(latencies)} deliveries: "
-                      f"p50 {percentile(latencies, 0.5) * 1000:.0f} ms, "
-                      f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms, "
-                      f"max {max(latencies) * 1000:.0f} ms, "
-                      f"mean {statistics.fmean(latencies) * 1000:.0f} ms")
+                report_latency(server, databases.fresh("sqlite"), args.latency)
         # bench_graph builds on this module's helpers, so it is imported once they exist.
         from tests.benchmarks.bench_graph import report_graph
-        report_graph(databases, workdir, args.messages, args.matched, args.repeat,
-                     args.graph_latency)
+        for n, workload in enumerate(workloads, start=1):
+            report_graph(databases, workdir, sizes[0], workload, args.repeat,
+                         args.graph_latency if n == len(workloads) else 0)
     finally:
         databases.drop_all()
 
 
-def report_size(server: DovecotServer, databases: Databases, count: int, matched: float,
-                repeat: int) -> None:
-    """Raw fetch, then end to end into SQLite and PostgreSQL, for ``count`` messages."""
-    print(f"N = {count} messages (~2.5 KB, {matched:.0%} answering a request), "
-          f"best of {repeat} runs, ratio the median of {repeat} pairs")
-    raws: list[Run] = []
-    results: dict[str, list[Run]] = {}
-    ratios: dict[str, list[float]] = {}
-    for turn in range(repeat):
-        # Each database goes first in every other round, so neither always follows the other.
-        for dialect in DIALECTS[::-1] if turn % 2 else DIALECTS:
-            url = databases.fresh(dialect)
-            load(server, url, count, matched)
-            raw, run = measure(server, "raw"), measure(server, "poll", url)
-            # Dovecot's MOVE slows as the destination grows (0.5 -> 1.2 s for 5,000 into a
-            # folder of 35,000): every run starts with the processed folder gone.
-            server.delete_folder(server.users.bob.address, PROCESSED)
-            raws.append(raw)
-            results.setdefault(dialect, []).append(run)
-            ratios.setdefault(dialect, []).append(run.rate / raw.rate)
-            print(f"    pair {len(ratios[dialect])} {dialect:<10}  raw {raw.seconds:5.2f} s, "
-                  f"end to end {run.seconds:5.2f} s: {ratios[dialect][-1]:.1%}", flush=True)
-    _print_row("raw", raws, "")
-    for dialect in DIALECTS:
-        runs = results[dialect]
-        _print_row(dialect, runs, f"{statistics.median(ratios[dialect]):6.1%} of raw "
-                   f"(pairs {min(ratios[dialect]):.1%}-{max(ratios[dialect]):.1%})")
+def report_latency(server: DovecotServer, db_url: str, deliveries: int) -> None:
+    latencies = idle_latency(server, db_url, deliveries)
+    print(f"IDLE delivery -> record over {len(latencies)} deliveries: "
+          f"p50 {percentile(latencies, 0.5) * 1000:.0f} ms, "
+          f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms, "
+          f"max {max(latencies) * 1000:.0f} ms, "
+          f"mean {statistics.fmean(latencies) * 1000:.0f} ms")
+
+
+# The measured columns, each paired with a raw FETCH of the same loaded mailbox.
+JOBS = ("pipeline", "whole")
+
+
+@dataclass(frozen=True)
+class Bench:
+    """The server, the databases and the pairs' count every column uses."""
+
+    server: DovecotServer
+    databases: Databases
+    workdir: Path
+    repeat: int
+
+    def pair(self, dialect: str, count: int, workload: Workload, job: str) -> tuple[Run, Run]:
+        """A fresh database and mailbox; raw FETCH, then ``job``, on the same messages."""
+        url = self.databases.fresh(dialect)
+        self.server.deliver_many(self.server.users.bob.address, backlog(url, count, workload))
+        raw = measure(self.server, "raw")
+        run = measure(self.server, "poll", url) if job == "pipeline" else \
+            measure_whole(self.server, url, count, self.workdir)
+        # Dovecot's MOVE slows as the destination grows (0.5 -> 1.2 s for 5,000 into a
+        # folder of 35,000): every run starts with the processed folder gone.
+        self.server.delete_folder(self.server.users.bob.address, PROCESSED)
+        self.databases.drop(url)
+        return raw, run
+
+    def report(self, count: int, workload: Workload, jobs: list[str]) -> None:
+        """Raw fetch, then each job into SQLite and PostgreSQL, for ``count`` messages."""
+        print(f"N = {count} ({workload.name}), median of {self.repeat} pairs", flush=True)
+        raws: list[Run] = []
+        runs: dict[tuple[str, str], list[Run]] = {}
+        ratios: dict[tuple[str, str], list[float]] = {}
+        for turn in range(self.repeat):
+            # Each database goes first in every other round, so neither always follows.
+            for dialect in DIALECTS[::-1] if turn % 2 else DIALECTS:
+                for job in jobs:
+                    raw, run = self.pair(dialect, count, workload, job)
+                    raws.append(raw)
+                    runs.setdefault((dialect, job), []).append(run)
+                    ratios.setdefault((dialect, job), []).append(run.rate / raw.rate)
+                    print(f"    {dialect:<10} {job:<8}  raw {raw.seconds:5.2f} s, measured "
+                          f"{run.seconds:5.2f} s: {ratios[dialect, job][-1]:.3f}", flush=True)
+        _print_row("raw", raws, "")
+        for (dialect, job), measured in runs.items():
+            share = ratios[dialect, job]
+            _print_row(f"{dialect} {job}", measured,
+                       f"{statistics.median(share):.3f} of raw "
+                       f"(pairs {min(share):.3f}-{max(share):.3f})")
 
 
 def _print_row(name: str, runs: list[Run], ratio: str) -> None:
-    best = max(runs, key=lambda run: run.rate)
-    peak = max(run.maxrss_kb for run in runs)
-    print(f"  {name:<11} {best.messages:6d} msgs {best.seconds:7.2f} s "
-          f"{best.rate:8.0f} msg/s  peak RSS {peak / 1024:6.1f} MiB  {ratio}")
+    middle = sorted(runs, key=lambda run: run.rate)[len(runs) // 2]
+    peak = statistics.median(run.maxrss_kb for run in runs)
+    print(f"  {name:<20} {middle.messages:6d} msgs {middle.seconds:7.2f} s "
+          f"{middle.rate:8.0f} msg/s  peak RSS {peak / 1024:6.1f} MiB  {ratio}", flush=True)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select
 
 from ingest.pipeline import Arrival, handle, process_batch
 from ingest.register import RegisteredRequest
@@ -67,6 +69,44 @@ def test_replies_to_one_request_in_one_batch_are_decided_in_order(
         ]
         counted = session.scalars(select(Response.counted).order_by(Response.id))
         assert list(counted) == [True, True, False]
+
+
+@contextmanager
+def statements(engine: Engine) -> Iterator[list[str]]:
+    """The statements SQLAlchemy sends while the block runs."""
+    sent: list[str] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+
+
+def test_a_batch_of_answers_costs_the_same_queries_however_many_requests_it_answers(
+    engine: Engine, create: Callable[..., RegisteredRequest]
+) -> None:
+    few = [create(ALICE).recipients[0].token for _ in range(2)]
+    many = [create(ALICE, BOB, policy="all").recipients[0].token for _ in range(12)]
+    # Earlier answers that did not count ("Maybe."): deciding never needs to read them.
+    unsure = ("Maybe.", "Not sure yet.", "Let me check.")
+    batch(engine, *(reply(token, body=body) for token in many for body in unsure), first=100)
+    with statements(engine) as small:
+        assert batch(engine, *(reply(token) for token in few)) == [MessageStatus.PROCESSED] * 2
+    with statements(engine) as large:
+        results = batch(engine, *(reply(token, body=body) for token in many
+                                  for body in ("Approved.", "Approved, thanks.")), first=200)
+    assert results == [MessageStatus.PROCESSED] * 24
+    # The lookups for the whole batch (recorded, recipients with the locks, counted answers),
+    # not one per request or per answer.
+    assert len(large) == len(small)
+    with read_session(engine) as session:
+        counted = session.scalar(select(func.count()).select_from(Response)
+                                 .where(Response.counted.is_(True)))
+    assert counted == 2 + 12  # alice's first approval of each; her second is refused
 
 
 def test_the_same_message_twice_in_a_batch_is_recorded_once(engine: Engine) -> None:

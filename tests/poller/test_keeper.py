@@ -25,7 +25,7 @@ from ingest.config import MailboxConfig
 from ingest.poller.service import Poller
 from ingest.store.db import make_engine, read_session
 from ingest.store.leases import LeaseBook
-from ingest.store.models import Message
+from ingest.store.models import Message, PollerProcess
 from tests.servers.dovecot import DovecotServer
 from tests.servers.dovecot_fixtures import TcpProxyFactory
 from tests.sources import conftest as shared
@@ -105,6 +105,35 @@ def test_two_pollers_share_four_mailboxes_and_record_every_message_once(
     assert sum(s.ignored for s in summaries) == 20
     assert sum(s.duplicates for s in summaries) == 0  # a lease goes back only once drained
     assert holders(engine) == {}  # both released everything on stop
+
+
+def _registered(engine: Engine) -> int:
+    with read_session(engine) as session:
+        return int(session.scalar(select(func.count()).select_from(PollerProcess)) or 0)
+
+
+@on_postgresql
+def test_two_pollers_started_together_each_claim_half_from_the_first_round(
+        dovecot: DovecotServer, boxes: list[MailboxConfig], engine: Engine,
+        second_engine: Engine, make_poller: PollerFactory, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ingest.store.leases")
+    # A longer lease than the other tests': the first waits a heartbeat interval (2 s here)
+    # for the others before it claims, and a busy machine starts the second slowly.
+    settings = settings_for(tmp_path, *boxes, lease_seconds=6)
+    first = make_poller(engine, *boxes, settings=settings)
+    second = make_poller(second_engine, *boxes, settings=settings)
+
+    with running(first):
+        # The first has said it is alive (a lone poller would claim all four right now).
+        wait_for(lambda: _registered(engine) == 1, 30, "the first poller's heartbeat")
+        with running(second):
+            wait_for(lambda: sum(_split(engine, first, second)) == 4, 30, "every claim")
+            assert _split(engine, first, second) == [2, 2]
+            time.sleep(4)  # two heartbeats: nothing moves
+            assert _split(engine, first, second) == [2, 2]
+    assert "fair share" not in caplog.text  # no lease was handed back to even them out
+    assert caplog.text.count(f"claimed by {holder_of(first)}") == 2
 
 
 @on_postgresql
