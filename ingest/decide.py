@@ -60,7 +60,8 @@ def _without_request_words(
         return parsed
     read = classify_intent(parsed.reply_text, parsed.subject, request_subject=request_subject,
                            vocabulary=vocabulary)
-    return replace(parsed, intent=read.intent, language=read.language, intent_reasons=read.reasons)
+    return replace(parsed, intent=read.intent, language=read.language, note=read.note,
+                   intent_reasons=read.reasons)
 
 
 @dataclass(frozen=True)

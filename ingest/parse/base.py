@@ -115,6 +115,8 @@ class ParsedMessage:
     reply_text: str
     intent: Intent
     language: str | None = None
+    # An instruction the replier attached to the decision ("…, but please notify X").
+    note: str | None = None
     reasons: tuple[str, ...] = ()
     intent_reasons: tuple[str, ...] = ()
     defects: tuple[str, ...] = ()

@@ -80,6 +80,7 @@ def parse_message(raw: bytes, options: ParseOptions, *, new_reply: bool = True) 
         body_text=decoded.body_text,
         reply_text=reply_text,
         intent=read.intent,
+        note=read.note,
         language=read.language,
         reasons=reasons,
         intent_reasons=read.reasons,

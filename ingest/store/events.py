@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any, Protocol, Required, TypedDict
+from typing import Any, NotRequired, Protocol, Required, TypedDict
 
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
@@ -49,6 +49,8 @@ class ResponsePayload(TypedDict):
     address: str
     intent: str
     reply_text: str
+    # The instruction kept with the decision; absent from payloads written before it was.
+    note: NotRequired[str | None]
     counted: bool
     decisive: bool
     reason: str
@@ -129,6 +131,8 @@ class ResponseFacts(Protocol):
     @property
     def reply_text(self) -> str: ...
     @property
+    def note(self) -> str | None: ...
+    @property
     def counted(self) -> bool: ...
     @property
     def decisive(self) -> bool: ...
@@ -178,6 +182,7 @@ def event_values(
             "address": response.address,
             "intent": str(response.intent),
             "reply_text": response.reply_text,
+            "note": response.note,
             "counted": response.counted,
             "decisive": response.decisive,
             "reason": response.reason,

@@ -170,6 +170,8 @@ class Response(Base):
     sender_verified: Mapped[bool | None]
     intent: Mapped[Intent] = mapped_column(str_enum(Intent, "intent"))
     reply_text: Mapped[str] = mapped_column(Text, default="")
+    # The instruction kept with the decision ("…, but please notify the on-call team").
+    note: Mapped[str | None] = mapped_column(Text)
     counted: Mapped[bool] = mapped_column(default=False)
     decisive: Mapped[bool] = mapped_column(default=False)
     reason: Mapped[str] = mapped_column(Text, default="")

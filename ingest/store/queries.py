@@ -53,6 +53,7 @@ RESPONSE_COLUMNS = (
     "verified_address",
     "sender_verified",
     "reply_text",
+    "note",
     "reason",
     "sent_at",
     "received_at",

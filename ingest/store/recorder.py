@@ -88,6 +88,7 @@ class ResponseRow:
     sender_verified: bool | None
     intent: Intent
     reply_text: str
+    note: str | None
     counted: bool
     decisive: bool
     reason: str
@@ -263,6 +264,7 @@ class Recorder:
             sender_verified=sender.verified,
             intent=parsed.intent,
             reply_text=clip(parsed.reply_text, MAX_TEXT) or "",
+            note=clip(parsed.note, MAX_TEXT),
             counted=decision.counted,
             decisive=decision.decisive,
             reason=decision.reason,

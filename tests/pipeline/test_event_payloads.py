@@ -11,7 +11,7 @@ from ingest.register import RegisteredRequest
 from ingest.store.db import read_session
 from ingest.store.event_schema import event_schema
 from ingest.store.events import PAYLOAD_VERSION
-from ingest.store.models import Event
+from ingest.store.models import Event, Response
 from tests.pipeline.support import BOB, process, reply, source
 
 
@@ -30,3 +30,19 @@ def test_recorded_events_validate_against_the_schema(
                             cls=jsonschema.Draft202012Validator)
         assert event.payload["version"] == PAYLOAD_VERSION
         assert event.payload["event"] == event.type
+
+
+def test_an_instruction_with_the_decision_is_the_response_s_note_and_in_its_events(
+        engine: Engine, create: Callable[..., RegisteredRequest]) -> None:
+    first, second = create(), create()
+    process(engine, source(1), reply(first.recipients[0].token,
+                                     body="Yes, go ahead, but please tell the On-Call team."))
+    process(engine, source(2), reply(second.recipients[0].token, body="Approved."))
+    with read_session(engine) as session:
+        notes = dict(session.execute(select(Response.request_id, Response.note)).all())
+        stored = session.scalars(select(Event).where(Event.type == "request.approved")
+                                 .order_by(Event.id)).all()
+        payloads = [event.payload["response"] for event in stored]
+    assert notes == {first.id: "please tell the On-Call team", second.id: None}
+    assert [payload["intent"] for payload in payloads] == ["approve", "approve"]
+    assert [payload["note"] for payload in payloads] == ["please tell the On-Call team", None]

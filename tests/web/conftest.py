@@ -44,6 +44,9 @@ PIPELINE = PipelineConfig(ParseOptions(), SECRET)
 ALICE, BOB = "alice@example.test", "bob@example.test"
 HOSTILE_SUBJECT = "<script>alert(1)</script> Expense claim"
 HOSTILE_REPLY = 'Approved. <img src=x onerror="alert(2)"> go ahead'
+# An instruction after the decision is the response's note, shown on the request page.
+LATE_NOTE = 'please tell <b onmouseover="alert(4)">ops</b> first'
+LATE_REPLY = f"Approved, but {LATE_NOTE}."
 HOSTILE_REASON = "<b>parser</b> failed: <script>alert(3)</script>"
 APPROVAL_AGE = timedelta(hours=2)  # decided after ~2 h: the "<= 4 h" bucket
 ALERT_AGE = timedelta(minutes=10)  # acknowledged after ~9 min: the "<= 30 min" bucket
@@ -121,7 +124,7 @@ def filled(engine: Engine) -> Filled:
         source(2, 40.0), reply(alert.recipients[0].token, "ack", "Disk full on db-1", 2, BOB)))
     # Bob approves after Alice decided: a response, but not a decision.
     process_message(engine, PIPELINE, Arrival(
-        source(5), reply(approval.recipients[1].token, "approved", HOSTILE_SUBJECT, 5, BOB)))
+        source(5), reply(approval.recipients[1].token, LATE_REPLY, HOSTILE_SUBJECT, 5, BOB)))
     ignored = process_message(engine, PIPELINE, Arrival(source(3), stranger(HOSTILE_SUBJECT, 3)))
     quarantined = quarantine(engine, PIPELINE, Arrival(source(4), b"\x00garbage"), HOSTILE_REASON)
     assert ignored.message_id is not None and quarantined.message_id is not None

@@ -21,6 +21,7 @@ from tests.web.conftest import (
     BOB,
     HOSTILE_REASON,
     HOSTILE_REPLY,
+    LATE_NOTE,
     HOSTILE_SUBJECT,
     Filled,
     ServerFactory,
@@ -89,6 +90,8 @@ def test_requests_page_leads_to_a_timeline_with_hostile_text_as_text(
         assert outcome.locator(".badge").inner_text() == "dead"
         late = page.locator("li.entry-response", has_text=f"From {BOB}")
         assert "decisive" not in late.locator("h3").inner_text()
+        assert late.locator("p.note").inner_text() == \
+            f"Instruction kept with the decision: {LATE_NOTE}"
         kinds = [c.split()[-1] for c in page.locator("li.entry").evaluate_all(
             "items => items.map(i => i.className)")]
         assert kinds[0] == "entry-created" and {"entry-message", "entry-event"} <= set(kinds)
