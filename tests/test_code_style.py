@@ -36,3 +36,14 @@ def test_import_layering_contracts_hold() -> None:
                             text=True, timeout=300, env=environment)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
+
+
+def test_modules_stay_small_and_ingest_shows_its_hops_as_packages() -> None:
+    """No module over 350 lines; ingest/ keeps at most 10 modules beside its packages."""
+    root = Path(PROJECT_ROOT)
+    long = [f"{path.relative_to(root)}: {lines} lines"
+            for package in ("ingest", "rules") for path in sorted((root / package).rglob("*.py"))
+            if (lines := len(path.read_text(encoding="utf-8").splitlines())) > 350]
+    assert not long, "split these modules: " + ", ".join(long)
+    top = sorted(path.name for path in (root / "ingest").glob("*.py"))
+    assert len(top) <= 10, f"ingest/ has {len(top)} top-level modules: {', '.join(top)}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ingest.auth import AuthKind, LoginCredentials, decode_claims, explain_token
 from ingest.auth.claims import MalformedToken, token_kind
-from ingest.check_base import Probe, Step
+from ingest.check.base import Probe, Step
 from ingest.sources.base import SourceOptions
 from ingest.sources.graph_folders import FolderMissing, resolve_folder
 from ingest.sources.graph_http import GraphClient

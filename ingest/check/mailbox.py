@@ -2,7 +2,7 @@
 
 The steps follow a connection's life: DNS, TCP connect, TLS (or the greeting then
 STARTTLS), the token (or password), the login, the folder, the message count (for a
-Microsoft Graph mailbox: the token, the mailbox, the folder; check_graph.py). Each
+Microsoft Graph mailbox: the token, the mailbox, the folder; graph.py). Each
 is its own small function; the first failure ends the check. Nothing here prints or
 returns a secret: a refused token is described by its claims, never shown.
 """
@@ -25,8 +25,8 @@ from ingest.auth import (
     explain_token,
 )
 from ingest.auth.claims import MalformedToken
-from ingest.check_base import CheckReport, Probe, Step, StepFailed, StepResult
-from ingest.check_graph import GRAPH_STEPS
+from ingest.check.base import CheckReport, Probe, Step, StepFailed, StepResult
+from ingest.check.graph import GRAPH_STEPS
 from ingest.config import MailboxConfig
 from ingest.config.reader import Secret
 from ingest.errors import AckmailError
