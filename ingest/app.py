@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -21,12 +22,13 @@ from ingest.poller.folder_pass import Report
 from ingest.poller.service import Poller, PollOptions
 from ingest.poller.upkeep import Task
 from ingest.store.expiry import expire_requests
-from ingest.web.app import OpsApp
-from ingest.web.site import Site
 from rules.actions.registry import ActionRegistry, build_registry
 from rules.base import ActionEnvironment
 from rules.dispatch import DispatchConfig, Dispatcher
 from rules.loader import RuleSet, load_rules
+
+if TYPE_CHECKING:
+    from ingest.web.app import OpsApp
 
 
 def token_providers(settings: Settings) -> TokenProviders:
@@ -75,4 +77,9 @@ def poller(
 
 def web_app(settings: Settings, engine: Engine, token: Secret | None) -> OpsApp:
     """The ops web application (health, metrics, read-only pages)."""
+    # Jinja2 and the pages load only when something serves them: a poll without [serve]
+    # starts without them.
+    from ingest.web.app import OpsApp
+    from ingest.web.site import Site
+
     return OpsApp(Site.create(settings, engine), token=token)
