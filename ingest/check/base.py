@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 
 from imapclient import IMAPClient
 
-from ingest.auth import LoginCredentials, TokenProviders
+from ingest.auth import AccessToken, LoginCredentials, TokenProviders
 from ingest.config import MailboxConfig
 from ingest.errors import AckmailError
 from ingest.sources.graph_http import GraphClient
 from ingest.sources.imap_session import close_imap
 from ingest.sources.pop3_session import close_pop3
+from ingest.timeutil import utcnow
 
 
 class StepFailed(AckmailError):
@@ -71,6 +72,14 @@ class Probe:
     graph: GraphClient | None = None
     credentials: LoginCredentials | None = None
     notes: list[str] = field(default_factory=list)
+
+    def fresh_token(self) -> tuple[AccessToken, int]:
+        """A new token from the identity provider, not the cached one (a changed secret or
+        a revoked grant shows up here), kept as the credentials later steps use; with the
+        minutes it is valid."""
+        token = self.providers.for_subject(self.box).fresh_token()
+        self.credentials = LoginCredentials("xoauth2", self.box.username, token.secret)
+        return token, max(0, int((token.expires_at - utcnow()).total_seconds() // 60))
 
     def close(self) -> None:
         if self.imap is not None:

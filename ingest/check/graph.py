@@ -7,21 +7,18 @@ to Graph, where a 403 is explained (permission, or RBAC scoping) with the PowerS
 
 from __future__ import annotations
 
-from ingest.auth import AuthKind, LoginCredentials, decode_claims, explain_token
+from ingest.auth import AuthKind, decode_claims, explain_token
 from ingest.auth.claims import MalformedToken, token_kind
 from ingest.check.base import Probe, Step
 from ingest.sources.base import SourceOptions
 from ingest.sources.graph_folders import FolderMissing, resolve_folder
 from ingest.sources.graph_http import GraphClient
-from ingest.timeutil import utcnow
 
 
 def step_graph_token(probe: Probe) -> str:
     """A new token from the identity provider, described by what it grants."""
     box = probe.box
-    token = probe.providers.for_subject(box).fresh_token()
-    probe.credentials = LoginCredentials("xoauth2", box.username, token.secret)
-    minutes = max(0, int((token.expires_at - utcnow()).total_seconds() // 60))
+    token, minutes = probe.fresh_token()
     try:
         claims = decode_claims(token.secret)
     except MalformedToken as exc:

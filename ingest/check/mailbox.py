@@ -43,7 +43,6 @@ from ingest.sources.pop3_session import (
     pop3_greeting,
     pop3_stls,
 )
-from ingest.timeutil import utcnow
 
 __all__ = ["CheckReport", "StepResult", "check_mailbox", "steps_for"]
 
@@ -131,10 +130,7 @@ def step_credentials(probe: Probe) -> str:
     if box.auth == "basic":
         probe.credentials = credentials_for(box, probe.providers)
         return f"password for {box.username} (from the configuration)"
-    # A new token, not the cached one: a changed secret or a revoked grant shows up here.
-    token = probe.providers.for_subject(box).fresh_token()
-    probe.credentials = LoginCredentials("xoauth2", box.username, token.secret)
-    minutes = max(0, int((token.expires_at - utcnow()).total_seconds() // 60))
+    token, minutes = probe.fresh_token()
     return f"new access token for {token.account or box.username} from the identity " \
            f"provider, valid {minutes} min"
 
