@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -30,19 +29,21 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from ingest.auth import TokenProviders
 from ingest.config import MailboxConfig, OAuthConfig, Settings
 from ingest.config.reader import Secret
-from ingest.parse.message import ParseOptions
-from ingest.pipeline import PipelineConfig
-from ingest.poller.service import Poller, PollOptions
 from ingest.sources.base import Cursor, SourceContext
 from ingest.sources.graph import GraphSource
 from ingest.store.db import make_engine
-from ingest.timeutil import utcnow
 from tests.benchmarks.backlog import DIALECTS, Databases, Run, Workload, backlog, peak_rss_kb
-from tests.benchmarks.bench_sources import _print_row, _settings, _wait_for_record, percentile
+from tests.benchmarks.bench_sources import (
+    _print_row,
+    _settings,
+    delivery_latency,
+    drain,
+    percentile,
+)
 from tests.servers.graph import GraphServer
 from tests.servers.idp import IdentityProvider
 from tests.servers.tls import make_test_pki
-from tests.sources.mail import SECRET, unrelated
+from tests.sources.mail import unrelated
 
 SECRET_ENV = "BENCH_GRAPH_SECRET"
 CLIENT_ID = "6c1e2f0a-0b7d-4e57-9a0e-bench0000001"
@@ -80,14 +81,7 @@ def raw_graph(box: MailboxConfig) -> int:
 
 
 def poll_graph(box: MailboxConfig, db_url: str) -> int:
-    engine = make_engine(db_url)
-    summary = Poller(_graph_settings(box), engine, PipelineConfig(ParseOptions(), SECRET),
-                     options=PollOptions(once=True)).run()
-    engine.dispose()
-    (result,) = summary.mailboxes
-    if result.error:
-        raise SystemExit(f"poll failed: {result.error}")
-    return result.total
+    return drain(_graph_settings(box), make_engine(db_url))
 
 
 def child(argv: list[str]) -> None:
@@ -132,22 +126,8 @@ class GraphBench:
         os.environ[SECRET_ENV] = self.secret
         box = graph_box(self.server.endpoint, self.ca, self.idp.base_url, self.idp.tenant,
                         interval=1)
-        engine = make_engine(db_url)
-        poller = Poller(_graph_settings(box), engine, PipelineConfig(ParseOptions(), SECRET))
-        thread = threading.Thread(target=poller.run, name="bench-graph-poller")
-        thread.start()
-        latencies: list[float] = []
-        try:
-            time.sleep(1.0)
-            for n in range(deliveries):
-                delivered = utcnow()
-                self.server.deliver(UPN, unrelated("latency "))
-                latencies.append((_wait_for_record(engine, n + 1) - delivered).total_seconds())
-        finally:
-            poller.stop()
-            thread.join()
-            engine.dispose()
-        return latencies
+        return delivery_latency(_graph_settings(box), db_url, deliveries,
+                                lambda: self.server.deliver(UPN, unrelated("latency ")))
 
 
 def report_graph(databases: Databases, workdir: Path, count: int, workload: Workload,

@@ -38,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,11 @@ def poll_once(port: int, ca: str, user: str, engine: Engine) -> int:
                         security="ssl", ca_file=Path(ca), username=user,
                         password=Secret(os.environ[PASSWORD_ENV], "env"),
                         processed_folder=PROCESSED)
-    settings = _settings(box)
+    return drain(_settings(box), engine)
+
+
+def drain(settings: Settings, engine: Engine) -> int:
+    """A ``poll --once`` of the settings' one mailbox; how many messages it handled."""
     summary = Poller(settings, engine, PipelineConfig(ParseOptions(), SECRET),
                      options=PollOptions(once=True)).run()
     engine.dispose()
@@ -182,18 +187,25 @@ def idle_latency(server: DovecotServer, db_url: str, deliveries: int) -> list[fl
     box = MailboxConfig(name="bench", protocol="imap", host="127.0.0.1",
                         port=server.imaps_port, security="ssl", ca_file=server.pki.ca_pem,
                         username=bob.address, password=bob.password, processed_folder=PROCESSED)
+    # A real delivery (doveadm save, as an MTA's LDA): Dovecot notifies IDLE sessions.
+    # Files written straight into new/ are noticed only at the next mailbox sync.
+    return delivery_latency(_settings(box), db_url, deliveries,
+                            lambda: server.deliver(bob.address, unrelated("latency ")))
+
+
+def delivery_latency(settings: Settings, db_url: str, deliveries: int,
+                     deliver: Callable[[], object]) -> list[float]:
+    """Seconds from each ``deliver()`` to its record, with a long-running poller."""
     engine = make_engine(db_url)
-    poller = Poller(_settings(box), engine, PipelineConfig(ParseOptions(), SECRET))
+    poller = Poller(settings, engine, PipelineConfig(ParseOptions(), SECRET))
     thread = threading.Thread(target=poller.run, name="bench-poller")
     thread.start()
     latencies: list[float] = []
     try:
-        time.sleep(1.0)  # connected and idling
+        time.sleep(1.0)  # connected and waiting
         for n in range(deliveries):
             delivered = utcnow()
-            # A real delivery (doveadm save, as an MTA's LDA): Dovecot notifies IDLE sessions.
-            # Files written straight into new/ are noticed only at the next mailbox sync.
-            server.deliver(bob.address, unrelated("latency "))
+            deliver()
             recorded = _wait_for_record(engine, n + 1)
             latencies.append((recorded - delivered).total_seconds())
     finally:
