@@ -97,7 +97,7 @@ def instruction_after(
     Monday") is no mere instruction."""
     if short.instructions.match(line, restriction.end()) is None:
         return None
-    languages = tuple(words.per_language["conditions"])
+    languages = words.languages
     if any(
         words.search(key, languages, line, restriction.end(), end)
         for key in ("restrictions", "conditions", "not_yet")
@@ -196,7 +196,7 @@ def _short_affirmative(
     first = reading.lines[0]
     if reading.take_back or words.negators.search(first, len(clause)):
         return None
-    languages = tuple(words.per_language["conditions"])
+    languages = words.languages
     restriction = words.search("restrictions", languages, first, len(clause), len(first))
     note = instruction_after(first, restriction, len(first), words, short) if restriction else None
     # "Yes, go ahead, but please tell the on-call team": the instruction is kept as the
@@ -221,5 +221,5 @@ def _qualified(
     text = "\n".join((reading.lines if lines is None else lines)[:REACH_LINES])
     if "?" in text:
         return True
-    languages = tuple(words.per_language["conditions"])
+    languages = words.languages
     return any(words.search(key, languages, text, start, len(text)) for key in keys)

@@ -151,6 +151,11 @@ class CompiledWords:
     ends_with_qualifier: re.Pattern[str]
     subject_prefix: re.Pattern[str]
 
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """Every language of the vocabulary (each key of ``per_language`` has them all)."""
+        return tuple(self.per_language["conditions"])
+
     def search(
         self, key: str, languages: tuple[str, ...], text: str, start: int, end: int
     ) -> re.Match[str] | None:
